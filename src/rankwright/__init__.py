@@ -1,0 +1,3 @@
+"""Rankwright: an autonomous ranking engineer."""
+
+__version__ = "0.1.0"

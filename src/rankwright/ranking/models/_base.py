@@ -1,0 +1,92 @@
+"""The model contract: a typed config, a module that maps features to logits, a registry.
+
+Each model declares its knobs as a frozen Pydantic config with types and ranges, so the
+agent can read the knob schema and a config error names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from rankwright.ranking.data.types import FeatureMeta
+
+
+class ModelConfig(BaseModel):
+    """Knobs every model shares. Subclasses add their own and fix ``name``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    embedding_dim: int = Field(10, ge=1, le=512, description="width of every field embedding")
+    embedding_l2: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="L2 penalty (lambda/2)*||E||^2 on the whole embedding table each step "
+        "(FuxiCTR's embedding_regularizer)",
+    )
+    net_l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty on non-embedding weights")
+    embedding_init_std: float = Field(1e-4, gt=0.0, le=1.0, description="normal init std of embeddings")
+
+
+class RankingModel(nn.Module):
+    """Maps a batch of (categorical ids, numeric values) to click logits of shape [B]."""
+
+    config: ModelConfig
+
+    def __init__(self, meta: FeatureMeta, config: ModelConfig) -> None:
+        super().__init__()
+        self.meta = meta
+        self.config = config
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Parameters that ``embedding_l2`` applies to (every FeatureEmbedding table)."""
+        from rankwright.ranking.models.layers import FeatureEmbedding
+
+        return [p for m in self.modules() if isinstance(m, FeatureEmbedding) for p in m.parameters()]
+
+    def regularization(self) -> torch.Tensor:
+        """The penalty added to the training loss, per step."""
+        total = torch.zeros((), device=next(self.parameters()).device)
+        emb = self.embedding_parameters()
+        if self.config.embedding_l2 > 0:
+            for p in emb:
+                total = total + 0.5 * self.config.embedding_l2 * p.pow(2).sum()
+        if self.config.net_l2 > 0:
+            emb_ids = {id(p) for p in emb}
+            for p in self.parameters():
+                if id(p) not in emb_ids:
+                    total = total + 0.5 * self.config.net_l2 * p.pow(2).sum()
+        return total
+
+
+_C = TypeVar("_C", bound=type[RankingModel])
+
+REGISTRY: dict[str, tuple[type[ModelConfig], type[RankingModel]]] = {}
+
+
+def register(name: str, config_cls: type[ModelConfig]) -> Callable[[_C], _C]:
+    """Class decorator: ``@register("dcnv2", DCNv2Config)``."""
+
+    def wrap(model_cls: _C) -> _C:
+        if name in REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        REGISTRY[name] = (config_cls, model_cls)
+        return model_cls
+
+    return wrap
+
+
+def build_model(meta: FeatureMeta, config: ModelConfig) -> RankingModel:
+    try:
+        _, model_cls = REGISTRY[config.name]
+    except KeyError:
+        raise ValueError(f"unknown model {config.name!r}; known: {sorted(REGISTRY)}") from None
+    return model_cls(meta, config)
