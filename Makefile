@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both install into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: on this machine it is the CPU build on local disk; an
+	# unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/rankwright demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# Benchmarks against peers (FuxiCTR); not part of the test suite. See benchmarks/README.md.
+bench: install
+	bash benchmarks/setup_bench_env.sh
+	.venv-bench/bin/python benchmarks/bench_ranking.py
+
+clean:
+	rm -rf $(VENV) .venv-bench .rankwright .pytest_cache

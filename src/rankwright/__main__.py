@@ -1,0 +1,3 @@
+from rankwright.cli.main import app
+
+app(prog_name="rankwright")

@@ -1,0 +1,111 @@
+"""The `rankwright` command. Heavy imports (torch, pandas) happen inside commands so that
+`rankwright --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Rankwright: an autonomous ranking engineer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """A user's mistake: say what and where, exit 2, no traceback."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _user_errors():
+    from rankwright.ranking.config import ConfigError
+    from rankwright.ranking.data.errors import DataError
+
+    return (ConfigError, DataError)
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Argument(None, help="run config YAML (default: the built-in synthetic DNN run)"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a key, e.g. --set model.embedding_dim=16"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run folder (default .rankwright/runs/<time>-<model>)"),
+    cache_dir: Path = typer.Option(Path(".rankwright/cache"), "--cache-dir", help="processed-data cache"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the result JSON"),
+) -> None:
+    """Train and evaluate one model; resumes when RUN_DIR holds a checkpoint of the same config."""
+    user_errors = _user_errors()
+    from rankwright.ranking.config import load_run_config
+    from rankwright.ranking.run import default_run_dir, train_from_config
+
+    try:
+        run_config = load_run_config(config, set_)
+        folder = run_dir or default_run_dir(run_config)
+        base_dir = config.parent if config is not None else Path(".")
+        log = None if quiet else (lambda line: console.print(line, highlight=False))
+        if not quiet:
+            console.print(f"run folder: {folder}")
+        result = train_from_config(run_config, folder, base_dir=base_dir, cache_dir=cache_dir, log=log)
+    except user_errors as exc:
+        fail(str(exc))
+    if quiet:
+        typer.echo(json.dumps(result))
+    else:
+        from rankwright.cli.tables import result_table
+
+        console.print(result_table([(run_config.model.name, result)]))
+
+
+@app.command()
+def knobs(
+    model: str = typer.Option("dnn", "--model", "-m", help="model whose knobs to list"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """List every knob a run exposes, with its type, range and default."""
+    from rankwright.ranking.knobs import knob_schema
+
+    try:
+        schema = knob_schema(model)
+    except ValueError as exc:
+        fail(f"--model: {exc}")
+    if as_json:
+        typer.echo(json.dumps([k.to_dict() for k in schema], default=str, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"knobs of a {model} run")
+    for column in ("knob", "type", "allowed", "default", "why it matters"):
+        table.add_column(column)
+    for k in schema:
+        table.add_row(k.path, k.kind, k.describe_range(), str(k.default), k.description)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    rows: int = typer.Option(200_000, help="synthetic rows to generate"),
+    models: str = typer.Option("lr,fm,dnn,dcnv2", help="comma-separated models to train"),
+    epochs: int = typer.Option(8, help="maximum epochs per model"),
+    workdir: Path = typer.Option(Path(".rankwright"), help="where data cache and runs go"),
+) -> None:
+    """Generate the built-in synthetic click log, train baselines, print the results table."""
+    user_errors = _user_errors()
+    from rankwright.cli.demo import run_demo
+
+    try:
+        run_demo(rows=rows, models=[m.strip() for m in models.split(",") if m.strip()], epochs=epochs,
+                 workdir=workdir, console=console)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,36 @@
+"""Rich tables shared by the commands."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rich.table import Table
+
+
+def result_table(rows: Iterable[tuple[str, dict[str, Any]]], title: str = "results (test split)") -> Table:
+    rows = list(rows)
+    table = Table(title=title)
+    for column, justify in (
+        ("model", "left"), ("test AUC", "right"), ("test logloss", "right"), ("test NE", "right"),
+        ("calibration", "right"), ("best epoch", "right"), ("train samples/s", "right"),
+        ("gap to Bayes closed", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    bayes = next((r["bayes_test"] for _, r in rows if r.get("bayes_test")), None)
+    reference = next((r for name, r in rows if name == "lr"), None)
+    for name, r in rows:
+        test = r["test"]
+        closed = "-"
+        if bayes and reference is not None and name != "lr":
+            gap = reference["test"]["ne"] - bayes["ne"]
+            closed = f"{(reference['test']['ne'] - test['ne']) / gap:.0%}" if gap > 0 else "-"
+        table.add_row(
+            name, f"{test['auc']:.4f}", f"{test['logloss']:.4f}", f"{test['ne']:.4f}",
+            f"{test['calibration']:.3f}", str(r["best_epoch"]), f"{r['train_samples_per_s']:,.0f}", closed,
+        )
+    if bayes:
+        table.add_row("[bold]Bayes limit[/]", f"{bayes['auc']:.4f}", f"{bayes['logloss']:.4f}",
+                      f"{bayes['ne']:.4f}", f"{bayes['calibration']:.3f}", "-", "-", "100%")
+    if bayes and reference is not None:
+        table.caption = "gap closed = share of LR's NE gap to the Bayes limit that the model closes"
+    return table

@@ -1,0 +1,112 @@
+"""The knob schema: every setting the agent may change, with its type and allowed range.
+
+It is read off the typed configs themselves (Pydantic field types, Literal choices and
+ge/le bounds), so a knob can never be declared in one place and validated in another.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import annotated_types as at
+from pydantic import BaseModel
+
+from rankwright.ranking.data.config import ProcessingConfig
+from rankwright.ranking.models import REGISTRY
+from rankwright.ranking.train.config import TrainConfig
+
+KnobKind = Literal["int", "float", "bool", "choice", "int_tuple", "str"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    path: str  # dotted, as used by `--set`
+    kind: KnobKind
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            text = " | ".join(str(c) for c in self.choices)
+        elif self.low is not None or self.high is not None:
+            left = "[" if self.low_inclusive else "("
+            right = "]" if self.high_inclusive else ")"
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            text = f"{left}{low}, {high}{right}"
+        else:
+            text = self.kind
+        return text + (" | null" if self.nullable else "")
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
+
+
+def _knob(path: str, field: Any) -> Knob | None:
+    annotation, nullable = _strip_optional(field.annotation)
+    origin = typing.get_origin(annotation)
+    bounds: dict[str, Any] = {}
+    for item in field.metadata:
+        if isinstance(item, at.Ge):
+            bounds.update(low=item.ge, low_inclusive=True)
+        elif isinstance(item, at.Gt):
+            bounds.update(low=item.gt, low_inclusive=False)
+        elif isinstance(item, at.Le):
+            bounds.update(high=item.le, high_inclusive=True)
+        elif isinstance(item, at.Lt):
+            bounds.update(high=item.lt, high_inclusive=False)
+    common = dict(path=path, default=field.default, nullable=nullable, description=field.description or "")
+    if origin is Literal:
+        return Knob(kind="choice", choices=typing.get_args(annotation), **common)
+    if annotation is bool:
+        return Knob(kind="bool", choices=(False, True), **common)
+    if annotation is int:
+        return Knob(kind="int", **bounds, **common)
+    if annotation is float:
+        return Knob(kind="float", **bounds, **common)
+    if origin is tuple and typing.get_args(annotation)[:1] == (int,):
+        return Knob(kind="int_tuple", **bounds, **common)
+    if annotation is str:
+        return Knob(kind="str", **common)
+    return None  # nested sections and mappings are not single knobs
+
+
+def _walk(prefix: str, model: type[BaseModel], skip: set[str] = frozenset()) -> list[Knob]:
+    knobs = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        knob = _knob(f"{prefix}.{name}", field)
+        if knob is not None:
+            knobs.append(knob)
+    return knobs
+
+
+def knob_schema(model_name: str = "dnn") -> list[Knob]:
+    """All knobs of a run of `model_name`: model, training and feature processing."""
+    if model_name not in REGISTRY:
+        raise ValueError(f"unknown model {model_name!r}; known: {', '.join(sorted(REGISTRY))}")
+    config_cls = REGISTRY[model_name][0]
+    return (
+        _walk("model", config_cls, skip={"name"})
+        + _walk("train", TrainConfig, skip={"device", "num_threads", "heartbeat_seconds", "eval_batch_size"})
+        + _walk("data.processing", ProcessingConfig)
+    )

@@ -1,0 +1,73 @@
+"""The command line: config errors name the field, exit 2 and write nothing."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rankwright.cli.main import app
+
+runner = CliRunner()
+
+
+def _train(tmp_path, *args):
+    return runner.invoke(app, ["train", *args, "--run-dir", str(tmp_path / "run"),
+                               "--cache-dir", str(tmp_path / "cache")])
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.optimizer=sgd", "train.optimizer: Input should be 'adam', 'adamw' or 'adagrad'"),
+        ("model.dropout=1.5", "model.dropout: Input should be less than 1"),
+        ("model.name=transformer", "unknown model 'transformer'; allowed: "),
+        ("model.embeding_dim=4", "model.embeding_dim: unknown key; known keys here: "),
+        ("train.batch_size=abc", "train.batch_size: Input should be a valid integer"),
+        ("data.source=excel", "data.source: Input should be"),
+        ("trainlr", "expected KEY=VALUE"),
+    ],
+)
+def test_config_errors_name_the_field_exit_2_and_write_nothing(tmp_path, override, expected):
+    result = _train(tmp_path, "--set", override)
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: dnn\n  hidden_units: [1, 2\n")
+    result = _train(tmp_path, str(bad))
+    assert result.exit_code == 2
+    assert "not valid YAML at line" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  source: csv\n  train: nowhere.csv\n  schema:\n    categorical: [a]\n")
+    result = _train(tmp_path, str(cfg))
+    assert result.exit_code == 2, result.output
+    assert "nowhere.csv" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_different_config_in_an_existing_run_folder_is_refused(tmp_path):
+    ok = _train(tmp_path, "--set", "data.synthetic.rows=10000", "--set", "train.epochs=1", "--quiet")
+    assert ok.exit_code == 0, ok.output
+    before = (tmp_path / "run" / "result.json").read_text()
+    other = _train(tmp_path, "--set", "data.synthetic.rows=10000", "--set", "train.epochs=2")
+    assert other.exit_code == 2 and "different configuration" in other.output
+    assert (tmp_path / "run" / "result.json").read_text() == before
+
+
+def test_knobs_lists_typed_ranges():
+    result = runner.invoke(app, ["knobs", "--model", "dcnv2", "--json"])
+    assert result.exit_code == 0, result.output
+    knobs = {k["path"]: k for k in json.loads(result.output)}
+    assert knobs["model.num_cross_layers"]["kind"] == "int"
+    assert knobs["train.optimizer"]["choices"] == ["adam", "adamw", "adagrad"]
+    assert knobs["model.dropout"]["high"] is not None
+    bad = runner.invoke(app, ["knobs", "--model", "nope"])
+    assert bad.exit_code == 2 and "unknown model" in bad.output
