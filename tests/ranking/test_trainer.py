@@ -15,7 +15,8 @@ from rankwright.ranking.config import validate_run_config
 from rankwright.ranking.run import train_from_config
 
 SMALL = {
-    "data": {"source": "synthetic", "synthetic": {"rows": 20_000, "seed": 3}},
+    "data": {"source": "synthetic", "synthetic": {"rows": 20_000, "seed": 3, "base_rate": 0.2,
+                                                  "user_scale": 0.05, "ad_scale": 0.05, "context_scale": 0.1}},
     "model": {"name": "dnn", "hidden_units": [64, 64], "embedding_dim": 8},
     "train": {
         "batch_size": 256,

@@ -19,6 +19,9 @@ from rankwright.ranking.models.dnn import DNNConfig
 from rankwright.ranking.train.config import TrainConfig
 
 
+DEFAULT_MODEL = "dnn"
+
+
 class ConfigError(ValueError):
     """A user's configuration is wrong; the message says where and what is allowed."""
 
@@ -66,7 +69,7 @@ def _describe(error: dict[str, Any], document: dict[str, Any]) -> str:
     loc = [str(p) for p in error["loc"]]
     # Discriminated unions put the chosen tag in the location (model.dcnv2.x): drop it.
     if len(loc) >= 2 and loc[0] == "model" and isinstance(document.get("model"), dict):
-        if document["model"].get("name", "dnn") == loc[1]:
+        if document["model"].get("name", DEFAULT_MODEL) == loc[1]:
             loc = [loc[0]] + loc[2:]
     where = ".".join(loc) or "(top level)"
     message = error["msg"]
@@ -98,7 +101,7 @@ def _known_keys(loc: list[str], document: dict[str, Any]) -> list[str]:
         if part == "model" and model is RunConfig:
             from rankwright.ranking.models import REGISTRY
 
-            name = (document.get("model") or {}).get("name", "dnn")
+            name = (document.get("model") or {}).get("name", DEFAULT_MODEL)
             model = REGISTRY[name][0] if name in REGISTRY else None
             continue
         annotation = field.annotation
@@ -113,6 +116,9 @@ def validate_run_config(document: Any, source: str = "config") -> RunConfig:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping with data/model/train sections, got {type(document).__name__}")
+    model = document.get("model")
+    if isinstance(model, dict) and "name" not in model:
+        document = {**document, "model": {"name": DEFAULT_MODEL, **model}}
     try:
         return RunConfig.model_validate(document)
     except ValidationError as exc:
