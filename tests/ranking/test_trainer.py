@@ -15,13 +15,13 @@ from rankwright.ranking.config import validate_run_config
 from rankwright.ranking.run import train_from_config
 
 SMALL = {
-    "data": {"source": "synthetic", "synthetic": {"rows": 20_000, "seed": 3, "base_rate": 0.2,
+    "data": {"source": "synthetic", "synthetic": {"rows": 20_000, "seed": 3, "base_rate": 0.2, "structure": "wide",
                                                   "user_scale": 0.05, "ad_scale": 0.05, "context_scale": 0.1}},
     "model": {"name": "dnn", "hidden_units": [64, 64], "embedding_dim": 8},
     "train": {
         "batch_size": 256,
         "epochs": 8,
-        "learning_rate": 0.003,
+        "learning_rate": 0.001,
         "schedule": "cosine",
         "warmup_steps": 20,
         "early_stopping_patience": None,
@@ -38,8 +38,9 @@ def _result(run_dir: Path) -> dict:
 def test_training_beats_the_base_rate_and_reports_bayes_limit(tmp_path):
     config = validate_run_config({**SMALL, "train": {**SMALL["train"], "epochs": 3}})
     result = train_from_config(config, tmp_path / "run", cache_dir=tmp_path / "cache")
-    assert result["test"]["ne"] < 0.97
-    assert result["test"]["auc"] > 0.6
+    # Base-rate prediction scores NE 1.0 and AUC 0.5; this task's Bayes limit is NE ~0.80.
+    assert result["test"]["ne"] < 0.93
+    assert result["test"]["auc"] > 0.68
     bayes = result["bayes_test"]
     assert bayes is not None and bayes["ne"] < result["test"]["ne"]
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
