@@ -78,10 +78,18 @@ PINNED_HASH_IDS = [[40, 1], [15, 38], [47, 33]]
 
 def test_log_transform_is_signed_log1p_and_missing_is_zero() -> None:
     train = _frame(x=[0.0, 1.0, 9.0, -3.0, np.nan, np.inf])
-    split = _processor(numeric=["x"]).fit(train).transform(train)
+    split = _processor(numeric=["x"], numeric_transform="log").fit(train).transform(train)
     expected = [0.0, np.log(2.0), np.log(10.0), -np.log(4.0), 0.0, 0.0]
     np.testing.assert_allclose(split.numeric[:, 0].numpy(), expected, rtol=1e-6)
     assert split.numeric.dtype == torch.float32
+
+
+def test_default_log_standardize_centres_the_logged_values() -> None:
+    train = _frame(x=[0.0, 1.0, 9.0, -3.0, np.nan])
+    processor = _processor(numeric=["x"]).fit(train)
+    logged = np.array([0.0, np.log(2.0), np.log(10.0), -np.log(4.0)])
+    out = processor.transform(_frame(x=[9.0, np.nan])).numeric[:, 0].numpy()
+    np.testing.assert_allclose(out, [(np.log(10.0) - logged.mean()) / logged.std(), 0.0], rtol=1e-5)
 
 
 def test_standardize_uses_train_statistics() -> None:
@@ -144,7 +152,9 @@ def test_load_data_splits_one_file_and_applies_train_fraction(tmp_path: Path) ->
     pd.DataFrame({"y": rng.integers(0, 2, 1000), "c": rng.integers(0, 30, 1000), "x": rng.random(1000)}).to_csv(
         tmp_path / "d.csv", index=False
     )
-    base = dict(source="csv", train="d.csv", schema={"label": "y", "categorical": ["c"], "numeric": ["x"]})
+    # "log" has no fitted statistics, so the same rows give the same values at any fraction.
+    base = dict(source="csv", train="d.csv", schema={"label": "y", "categorical": ["c"], "numeric": ["x"]},
+                processing={"numeric_transform": "log"})
     full = load_data(DataConfig(**base), base_dir=tmp_path, cache_dir=None)
     assert (len(full.train), len(full.valid), len(full.test)) == (800, 100, 100)
     half = load_data(DataConfig(**base, train_fraction=0.5), base_dir=tmp_path, cache_dir=None)

@@ -113,9 +113,9 @@ class NumericField:
 
     def values(self, raw: pd.Series) -> np.ndarray:
         x = _finite_or_nan(raw)
-        if self.transform == "log":
-            x = np.sign(x) * np.log1p(np.abs(x))
-        elif self.transform == "standardize":
+        if self.transform in ("log", "log_standardize"):
+            x = _signed_log1p(x)
+        if self.transform in ("standardize", "log_standardize"):
             x = (x - self.mean) / self.std
         return np.nan_to_num(x, nan=0.0).astype(np.float32)
 
@@ -124,6 +124,10 @@ class NumericField:
         out = np.searchsorted(self.edges, x, side="right").astype(np.int64) + 1
         out[np.isnan(x)] = 0
         return out
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def _finite_or_nan(raw: pd.Series) -> np.ndarray:
@@ -184,7 +188,9 @@ class FeatureProcessor:
         x = _finite_or_nan(raw)
         x = x[~np.isnan(x)]
         fitted = NumericField(name, transform)
-        if transform == "standardize" and x.size:
+        if transform == "log_standardize":
+            x = _signed_log1p(x)
+        if transform in ("standardize", "log_standardize") and x.size:
             fitted.mean = float(x.mean())
             std = float(x.std())
             fitted.std = std if std > 0 else 1.0

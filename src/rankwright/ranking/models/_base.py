@@ -42,6 +42,12 @@ class RankingModel(nn.Module):
         super().__init__()
         self.meta = meta
         self.config = config
+        # A constant added to every logit; the trainer may set it to logit(train click
+        # rate) so that training starts at the base rate instead of p = 0.5.
+        self.register_buffer("logit_offset", torch.zeros(()))
+
+    def logits(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        return self(categorical, numeric) + self.logit_offset
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -30,6 +30,11 @@ class TrainConfig(BaseModel):
     grad_clip_norm: float | None = Field(
         10.0, gt=0.0, le=1e6, description="clip the global gradient norm (null: off)"
     )
+    base_rate_offset: bool = Field(
+        True,
+        description="start every model at the training click rate (a fixed logit offset); "
+        "off reproduces FuxiCTR, whose models start at p = 0.5",
+    )
     early_stopping_patience: int | None = Field(
         2, ge=1, le=1000, description="stop after this many epochs without improvement (null: off)"
     )

@@ -134,6 +134,9 @@ class Trainer:
             torch.set_num_threads(train_config.num_threads)
         torch.manual_seed(train_config.seed)
         self.model: RankingModel = build_model(data.meta, model_config).to(self.device)
+        if train_config.base_rate_offset:
+            rate = float(data.train.label.double().mean().clamp(1e-6, 1 - 1e-6))
+            self.model.logit_offset.fill_(math.log(rate / (1 - rate)))
         self.optimizer = build_optimizer(self.model.parameters(), train_config, self.device)
         self.autocast, needs_scaler = _autocast(train_config, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
@@ -163,7 +166,7 @@ class Trainer:
             cat = split.categorical[start : start + step].to(self.device, non_blocking=True)
             num = split.numeric[start : start + step].to(self.device, non_blocking=True)
             with self.autocast():
-                logits = self.model(cat, num)
+                logits = self.model.logits(cat, num)
             out.append(torch.sigmoid(logits.float()).cpu())
         return torch.cat(out).double() if out else torch.empty(0, dtype=torch.float64)
 
@@ -218,7 +221,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = rate
             with self.autocast():
-                logits = model(split.categorical[index], split.numeric[index])
+                logits = model.logits(split.categorical[index], split.numeric[index])
                 loss = F.binary_cross_entropy_with_logits(logits.float(), split.label[index])
                 total = loss + model.regularization()
             self.optimizer.zero_grad(set_to_none=True)

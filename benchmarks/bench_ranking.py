@@ -1,0 +1,241 @@
+"""Ranking codebase vs FuxiCTR, side by side in one run (`make bench`).
+
+For each model and seed, ours and FuxiCTR train on the same files with the same
+hyper-parameters, interleaved so that machine noise hits both alike. Reported: test AUC and
+log loss, and training throughput (train-only: inside training steps; whole fit: the fit
+loop's wall time incl. per-epoch data loading and validation; preprocessing excluded from
+both). Results go to benchmarks/results/ as JSON and Markdown.
+
+    python benchmarks/bench_ranking.py                 # full: 4 models x 3 seeds, Frappe + synthetic
+    python benchmarks/bench_ranking.py --quick         # 1 seed, 2 epochs: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+SHARED = ROOT.parent / "shared" / "data"
+WORK = ROOT / "benchmarks" / "work"
+RESULTS = ROOT / "benchmarks" / "results"
+FRAPPE_FIELDS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
+
+# BARS frappe_x1 settings (see ../shared/BENCHMARKS.md), shared by both implementations.
+COMMON = dict(
+    embedding_dim=10, hidden_units=[400, 400, 400], activation="relu", batch_norm=True,
+    batch_size=4096, learning_rate=1e-3, embedding_l2=0.05, net_l2=0.0, epochs=30, patience=2, monitor="AUC",
+)
+MODEL_PARAMS = {
+    "dnn": dict(dropout=0.2),
+    "deepfm": dict(dropout=0.2),
+    "dcnv2": dict(dropout=0.1, dcn_structure="parallel", num_cross_layers=4),
+    "finalmlp": dict(
+        dropout=0.2, mlp1_hidden_units=[400, 400, 400], mlp2_hidden_units=[400, 400, 400],
+        mlp1_dropout=0.2, mlp2_dropout=0.2, use_fs=True, fs_hidden_units=[800], num_heads=1,
+    ),
+}
+
+
+def frappe_split() -> tuple[Path, Path, Path]:
+    """frappe_x1_valid.csv permuted by RandomState(2024): first 90% train, last 10% valid."""
+    source = SHARED / "frappe" / "frappe_x1_valid.csv"
+    test = SHARED / "frappe" / "frappe_x1_test.csv"
+    if not source.exists():
+        sys.exit(f"shared data absent: {source} (the Frappe benchmark needs ../shared/data)")
+    out = WORK / "frappe"
+    train_csv, valid_csv = out / "train.csv", out / "valid.csv"
+    if not train_csv.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        frame = pd.read_csv(source)
+        perm = np.random.RandomState(2024).permutation(len(frame))
+        n_valid = int(len(frame) * 0.1)
+        frame.iloc[perm[: len(frame) - n_valid]].to_csv(train_csv, index=False)
+        frame.iloc[perm[len(frame) - n_valid :]].to_csv(valid_csv, index=False)
+    return train_csv, valid_csv, test
+
+
+def synthetic_split(rows: int) -> tuple[Path, Path, Path, list[str], list[str]]:
+    """The built-in generator written to CSV so both implementations read the same rows."""
+    from rankwright.ranking.data.config import SyntheticConfig
+    from rankwright.ranking.data.synthetic import generate_frame, synthetic_schema
+
+    config = SyntheticConfig(rows=rows, seed=0)
+    schema = synthetic_schema(config)
+    out = WORK / f"synthetic-{rows}"
+    paths = [out / f"{name}.csv" for name in ("train", "valid", "test")]
+    if not paths[0].exists():
+        out.mkdir(parents=True, exist_ok=True)
+        frame = generate_frame(config)
+        perm = np.random.RandomState(2024).permutation(len(frame))
+        n_test = n_valid = int(len(frame) * 0.1)
+        cut = len(frame) - n_valid - n_test
+        for path, index in zip(paths, (perm[:cut], perm[cut : cut + n_valid], perm[cut + n_valid :])):
+            frame.iloc[index].to_csv(path, index=False)
+    return (*paths, list(schema.categorical), list(schema.numeric))
+
+
+def run_ours(model: str, params: dict, train_csv: Path, valid_csv: Path, test_csv: Path, seed: int,
+             categorical: list[str], numeric: list[str], prob_column: str | None = None) -> dict:
+    from rankwright.ranking.config import validate_run_config
+    from rankwright.ranking.data import load_data
+    from rankwright.ranking.train.trainer import Trainer
+
+    model_doc = {"name": model, "embedding_dim": params["embedding_dim"], "embedding_l2": params["embedding_l2"],
+                 "net_l2": params["net_l2"]}
+    if model in ("dnn", "deepfm", "dcnv2"):
+        model_doc.update(hidden_units=params["hidden_units"], activation=params["activation"],
+                         dropout=params["dropout"], batch_norm=params["batch_norm"])
+    if model == "dcnv2":
+        model_doc.update(structure=params["dcn_structure"], num_cross_layers=params["num_cross_layers"])
+    if model == "finalmlp":
+        model_doc.update(
+            mlp1_hidden_units=params["mlp1_hidden_units"], mlp2_hidden_units=params["mlp2_hidden_units"],
+            mlp1_dropout=params["mlp1_dropout"], mlp2_dropout=params["mlp2_dropout"],
+            use_feature_selection=params["use_fs"], fs_hidden_units=params["fs_hidden_units"],
+            num_heads=params["num_heads"], batch_norm=params["batch_norm"], activation=params["activation"],
+        )
+    config = validate_run_config({
+        "data": {"source": "csv", "train": str(train_csv), "valid": str(valid_csv), "test": str(test_csv),
+                 "schema": {"label": "label", "categorical": categorical, "numeric": numeric},
+                 "processing": {"numeric_transform": "standardize"}},
+        "model": model_doc,
+        "train": {"batch_size": params["batch_size"], "learning_rate": params["learning_rate"],
+                  "epochs": params["epochs"], "early_stopping_patience": params["patience"],
+                  "monitor": params["monitor"].lower(), "grad_clip_norm": 10.0, "schedule": "plateau",
+                  "base_rate_offset": False,
+                  "seed": seed, "num_threads": 2},
+    }, source="benchmark")
+    started = time.perf_counter()
+    data = load_data(config.data, cache_dir=WORK / "cache")
+    preprocess = time.perf_counter() - started
+    if prob_column is not None:
+        data = _with_true_probabilities(data, test_csv, prob_column)
+    result = Trainer(data, config.model, config.train).fit().to_dict()
+    return {
+        "test_auc": result["test"]["auc"], "test_logloss": result["test"]["logloss"],
+        "valid_auc": result["valid"]["auc"], "epochs_run": result["epochs_run"],
+        "train_samples": result["train_samples"], "train_seconds": result["train_seconds"],
+        "fit_seconds": result["fit_seconds"], "train_samples_per_s": result["train_samples_per_s"],
+        "fit_samples_per_s": result["fit_samples_per_s"], "preprocess_seconds": preprocess,
+    }
+
+
+def _with_true_probabilities(data, test_csv: Path, column: str):
+    """Attach the generator's probabilities to the test split (CSV sources do not carry them)."""
+    import dataclasses
+
+    prob = torch.tensor(pd.read_csv(test_csv, usecols=[column])[column].to_numpy(), dtype=torch.float32)
+    return dataclasses.replace(data, test=dataclasses.replace(data.test, true_probability=prob))
+
+
+def summarize(runs: list[dict]) -> dict:
+    keys = ("test_auc", "test_logloss", "train_samples_per_s", "fit_samples_per_s", "epochs_run")
+    out = {}
+    for key in keys:
+        values = [r[key] for r in runs]
+        out[key] = statistics.mean(values)
+        out[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+def markdown_table(title: str, rows: list[dict], bayes: dict | None = None) -> str:
+    lines = [f"### {title}", "",
+             "| model | impl | seeds | test AUC mean (sd) | test logloss mean (sd) | epochs | train-only samples/s | whole-fit samples/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for impl in ("rankwright", "fuxictr"):
+            s = row[impl]
+            lines.append(
+                f"| {row['model']} | {impl} | {row['seeds']} | {s['test_auc']:.4f} ({s['test_auc_sd']:.4f}) | "
+                f"{s['test_logloss']:.4f} ({s['test_logloss_sd']:.4f}) | {s['epochs_run']:.1f} | "
+                f"{s['train_samples_per_s']:,.0f} | {s['fit_samples_per_s']:,.0f} |")
+        lines.append(
+            f"| {row['model']} | **ratio** ours/peer | | ΔAUC {row['auc_delta']:+.4f} | "
+            f"Δlogloss {row['logloss_delta']:+.4f} | | **{row['train_speedup']:.2f}x** | **{row['fit_speedup']:.2f}x** |")
+    if bayes:
+        lines.append(f"| Bayes limit | true probabilities | | {bayes['auc']:.4f} | {bayes['logloss']:.4f} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(task: str, models: list[str], seeds: list[int], files, categorical, numeric, epochs: int | None,
+            prob_column: str | None = None) -> list[dict]:
+    from peers.fuxictr_peer import run_fuxictr
+
+    rows = []
+    for model in models:
+        params = {**COMMON, **MODEL_PARAMS[model]}
+        if epochs is not None:
+            params["epochs"] = epochs
+        ours, peer = [], []
+        for seed in seeds:
+            ours.append(run_ours(model, params, *files, seed, categorical, numeric, prob_column))
+            print(f"[{task}] {model} seed {seed} rankwright: {json.dumps(ours[-1])}", flush=True)
+            peer.append(run_fuxictr(model, {**params, "categorical": categorical, "numeric": numeric},
+                                    *files, seed, WORK / "fuxictr" / task / f"{model}-{seed}"))
+            print(f"[{task}] {model} seed {seed} fuxictr:    {json.dumps(peer[-1])}", flush=True)
+        a, b = summarize(ours), summarize(peer)
+        rows.append({
+            "model": model, "seeds": len(seeds), "rankwright": a, "fuxictr": b, "runs": {"rankwright": ours, "fuxictr": peer},
+            "auc_delta": a["test_auc"] - b["test_auc"], "logloss_delta": a["test_logloss"] - b["test_logloss"],
+            "train_speedup": a["train_samples_per_s"] / b["train_samples_per_s"],
+            "fit_speedup": a["fit_samples_per_s"] / b["fit_samples_per_s"],
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="dnn,deepfm,dcnv2,finalmlp")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--synthetic-rows", type=int, default=100_000)
+    parser.add_argument("--synthetic-models", default="dnn,dcnv2")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, DNN only")
+    parser.add_argument("--skip-synthetic", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    models = args.models.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    epochs = None
+    if args.quick:
+        models, seeds, epochs = ["dnn"], [1], 2
+
+    header = (f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+              f"torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}")
+    report = {"header": header, "settings": {"common": COMMON, "models": MODEL_PARAMS, "seeds": seeds}}
+    train_csv, valid_csv, test_csv = frappe_split()
+    report["frappe"] = compare("frappe", models, seeds, (train_csv, valid_csv, test_csv), FRAPPE_FIELDS, [], epochs)
+    markdown = [f"# Ranking codebase vs FuxiCTR 2.3.10\n\n{header}\n",
+                markdown_table("Frappe (train/valid: 90/10 of frappe_x1_valid.csv by RandomState(2024); test: frappe_x1_test.csv)",
+                               report["frappe"])]
+    if not args.skip_synthetic:
+        from rankwright.ranking import metrics as M
+
+        *files, categorical, numeric = synthetic_split(args.synthetic_rows)
+        syn_models = ["dnn"] if args.quick else args.synthetic_models.split(",")
+        report["synthetic"] = compare("synthetic", syn_models, seeds, files, categorical, numeric, epochs, "prob")
+        test = pd.read_csv(files[2], usecols=["label", "prob"])
+        bayes = M.evaluate(test["label"].to_numpy(), test["prob"].to_numpy()).to_dict()
+        report["synthetic_bayes"] = bayes
+        markdown.append(markdown_table(
+            f"Synthetic click log ({args.synthetic_rows:,} rows, 80/10/10 split; numeric fields standardized)",
+            report["synthetic"], bayes))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "ranking_vs_fuxictr" + ("_quick" if args.quick else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{stem}.md").write_text("\n".join(markdown))
+    print("\n".join(markdown))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Peer implementations that `make bench` runs side by side with rankwright."""
