@@ -31,22 +31,6 @@ WORK = ROOT / "benchmarks" / "work"
 RESULTS = ROOT / "benchmarks" / "results"
 FRAPPE_FIELDS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
 
-# BARS frappe_x1 settings (see ../shared/BENCHMARKS.md), shared by both implementations.
-COMMON = dict(
-    embedding_dim=10, hidden_units=[400, 400, 400], activation="relu", batch_norm=True,
-    batch_size=4096, learning_rate=1e-3, embedding_l2=0.05, net_l2=0.0, epochs=30, patience=2, monitor="AUC",
-)
-MODEL_PARAMS = {
-    "dnn": dict(dropout=0.2),
-    "deepfm": dict(dropout=0.2),
-    "dcnv2": dict(dropout=0.1, dcn_structure="parallel", num_cross_layers=4),
-    "finalmlp": dict(
-        dropout=0.2, mlp1_hidden_units=[400, 400, 400], mlp2_hidden_units=[400, 400, 400],
-        mlp1_dropout=0.2, mlp2_dropout=0.2, use_fs=True, fs_hidden_units=[800], num_heads=1,
-    ),
-}
-
-
 def frappe_split() -> tuple[Path, Path, Path]:
     """frappe_x1_valid.csv permuted by RandomState(2024): first 90% train, last 10% valid."""
     source = SHARED / "frappe" / "frappe_x1_valid.csv"
@@ -86,7 +70,8 @@ def synthetic_split(rows: int) -> tuple[Path, Path, Path, list[str], list[str]]:
 
 
 def run_ours(model: str, params: dict, train_csv: Path, valid_csv: Path, test_csv: Path, seed: int,
-             categorical: list[str], numeric: list[str], prob_column: str | None = None) -> dict:
+             categorical: list[str], numeric: list[str], prob_column: str | None = None,
+             precision: str = "off") -> dict:
     from rankwright.ranking.config import validate_run_config
     from rankwright.ranking.data import load_data
     from rankwright.ranking.train.trainer import Trainer
@@ -99,11 +84,16 @@ def run_ours(model: str, params: dict, train_csv: Path, valid_csv: Path, test_cs
     if model == "dcnv2":
         model_doc.update(structure=params["dcn_structure"], num_cross_layers=params["num_cross_layers"])
     if model == "finalmlp":
+        def context(key: str) -> list[str]:  # Frappe's user/item gates; a learned vector elsewhere
+            return [c for c in params.get(key, []) if c in categorical]
+
         model_doc.update(
             mlp1_hidden_units=params["mlp1_hidden_units"], mlp2_hidden_units=params["mlp2_hidden_units"],
             mlp1_dropout=params["mlp1_dropout"], mlp2_dropout=params["mlp2_dropout"],
-            use_feature_selection=params["use_fs"], fs_hidden_units=params["fs_hidden_units"],
-            num_heads=params["num_heads"], batch_norm=params["batch_norm"], activation=params["activation"],
+            mlp1_batch_norm=params["batch_norm"], mlp2_batch_norm=params["batch_norm"],
+            mlp1_activation=params["activation"], mlp2_activation=params["activation"],
+            use_fs=params["use_fs"], fs_hidden_units=params["fs_hidden_units"],
+            fs1_context=context("fs1_context"), fs2_context=context("fs2_context"), num_heads=params["num_heads"],
         )
     config = validate_run_config({
         "data": {"source": "csv", "train": str(train_csv), "valid": str(valid_csv), "test": str(test_csv),
@@ -113,7 +103,7 @@ def run_ours(model: str, params: dict, train_csv: Path, valid_csv: Path, test_cs
         "train": {"batch_size": params["batch_size"], "learning_rate": params["learning_rate"],
                   "epochs": params["epochs"], "early_stopping_patience": params["patience"],
                   "monitor": params["monitor"].lower(), "grad_clip_norm": 10.0, "schedule": "plateau",
-                  "base_rate_offset": False,
+                  "base_rate_offset": False, "mixed_precision": precision,
                   "seed": seed, "num_threads": 2},
     }, source="benchmark")
     started = time.perf_counter()
@@ -149,20 +139,25 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+OURS = {"rankwright": "off", "rankwright-bf16": "bf16"}  # fp32, and bf16 autocast on CPU
+
+
 def markdown_table(title: str, rows: list[dict], bayes: dict | None = None) -> str:
     lines = [f"### {title}", "",
-             "| model | impl | seeds | test AUC mean (sd) | test logloss mean (sd) | epochs | train-only samples/s | whole-fit samples/s |",
+             "| model | implementation | seeds | test AUC mean (sd) | test logloss mean (sd) | epochs | train-only samples/s | whole-fit samples/s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        for impl in ("rankwright", "fuxictr"):
-            s = row[impl]
+        for impl in (*OURS, "fuxictr"):
+            s = row["summary"][impl]
             lines.append(
                 f"| {row['model']} | {impl} | {row['seeds']} | {s['test_auc']:.4f} ({s['test_auc_sd']:.4f}) | "
                 f"{s['test_logloss']:.4f} ({s['test_logloss_sd']:.4f}) | {s['epochs_run']:.1f} | "
                 f"{s['train_samples_per_s']:,.0f} | {s['fit_samples_per_s']:,.0f} |")
-        lines.append(
-            f"| {row['model']} | **ratio** ours/peer | | ΔAUC {row['auc_delta']:+.4f} | "
-            f"Δlogloss {row['logloss_delta']:+.4f} | | **{row['train_speedup']:.2f}x** | **{row['fit_speedup']:.2f}x** |")
+        for impl in OURS:
+            r = row["ratios"][impl]
+            lines.append(
+                f"| {row['model']} | **{impl} / fuxictr** | | ΔAUC {r['auc_delta']:+.4f} | "
+                f"Δlogloss {r['logloss_delta']:+.4f} | | **{r['train_speedup']:.2f}x** | **{r['fit_speedup']:.2f}x** |")
     if bayes:
         lines.append(f"| Bayes limit | true probabilities | | {bayes['auc']:.4f} | {bayes['logloss']:.4f} | | | |")
     return "\n".join(lines) + "\n"
@@ -170,27 +165,33 @@ def markdown_table(title: str, rows: list[dict], bayes: dict | None = None) -> s
 
 def compare(task: str, models: list[str], seeds: list[int], files, categorical, numeric, epochs: int | None,
             prob_column: str | None = None) -> list[dict]:
-    from peers.fuxictr_peer import run_fuxictr
+    from peers.fuxictr_peer import default_params, run_fuxictr
 
     rows = []
     for model in models:
-        params = {**COMMON, **MODEL_PARAMS[model]}
+        params = default_params(model)  # BARS frappe_x1 settings, used by both sides
         if epochs is not None:
             params["epochs"] = epochs
-        ours, peer = [], []
-        for seed in seeds:
-            ours.append(run_ours(model, params, *files, seed, categorical, numeric, prob_column))
-            print(f"[{task}] {model} seed {seed} rankwright: {json.dumps(ours[-1])}", flush=True)
-            peer.append(run_fuxictr(model, {**params, "categorical": categorical, "numeric": numeric},
-                                    *files, seed, WORK / "fuxictr" / task / f"{model}-{seed}"))
-            print(f"[{task}] {model} seed {seed} fuxictr:    {json.dumps(peer[-1])}", flush=True)
-        a, b = summarize(ours), summarize(peer)
-        rows.append({
-            "model": model, "seeds": len(seeds), "rankwright": a, "fuxictr": b, "runs": {"rankwright": ours, "fuxictr": peer},
-            "auc_delta": a["test_auc"] - b["test_auc"], "logloss_delta": a["test_logloss"] - b["test_logloss"],
-            "train_speedup": a["train_samples_per_s"] / b["train_samples_per_s"],
-            "fit_speedup": a["fit_samples_per_s"] / b["fit_samples_per_s"],
-        })
+        runs: dict[str, list[dict]] = {impl: [] for impl in (*OURS, "fuxictr")}
+        for seed in seeds:  # interleaved, so that machine noise hits every implementation alike
+            for impl, precision in OURS.items():
+                runs[impl].append(run_ours(model, params, *files, seed, categorical, numeric, prob_column, precision))
+                print(f"[{task}] {model} seed {seed} {impl}: {json.dumps(runs[impl][-1])}", flush=True)
+            runs["fuxictr"].append(run_fuxictr(model, {**params, "categorical": categorical, "numeric": numeric},
+                                               *files, seed, WORK / "fuxictr" / task / f"{model}-{seed}"))
+            print(f"[{task}] {model} seed {seed} fuxictr: {json.dumps(runs['fuxictr'][-1])}", flush=True)
+        summary = {impl: summarize(r) for impl, r in runs.items()}
+        peer = summary["fuxictr"]
+        ratios = {
+            impl: {
+                "auc_delta": summary[impl]["test_auc"] - peer["test_auc"],
+                "logloss_delta": summary[impl]["test_logloss"] - peer["test_logloss"],
+                "train_speedup": summary[impl]["train_samples_per_s"] / peer["train_samples_per_s"],
+                "fit_speedup": summary[impl]["fit_samples_per_s"] / peer["fit_samples_per_s"],
+            }
+            for impl in OURS
+        }
+        rows.append({"model": model, "seeds": len(seeds), "summary": summary, "ratios": ratios, "runs": runs})
     return rows
 
 
@@ -212,7 +213,9 @@ def main() -> None:
 
     header = (f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
               f"torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}")
-    report = {"header": header, "settings": {"common": COMMON, "models": MODEL_PARAMS, "seeds": seeds}}
+    from peers.fuxictr_peer import default_params, shutdown
+
+    report = {"header": header, "settings": {m: default_params(m) for m in models}, "seeds": seeds}
     train_csv, valid_csv, test_csv = frappe_split()
     report["frappe"] = compare("frappe", models, seeds, (train_csv, valid_csv, test_csv), FRAPPE_FIELDS, [], epochs)
     markdown = [f"# Ranking codebase vs FuxiCTR 2.3.10\n\n{header}\n",
@@ -230,6 +233,7 @@ def main() -> None:
         markdown.append(markdown_table(
             f"Synthetic click log ({args.synthetic_rows:,} rows, 80/10/10 split; numeric fields standardized)",
             report["synthetic"], bayes))
+    shutdown()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "ranking_vs_fuxictr" + ("_quick" if args.quick else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))

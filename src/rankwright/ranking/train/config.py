@@ -44,7 +44,9 @@ class TrainConfig(BaseModel):
     min_delta: float = Field(1e-6, ge=0.0, le=1.0, description="smallest change that counts")
     restore_best: bool = Field(True, description="evaluate the best epoch's weights, not the last")
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
-        "auto", description="autocast on CUDA (auto: bf16 where supported); ignored on CPU"
+        "auto",
+        description="autocast: on CUDA auto = bf16 where supported, else fp16 with loss scaling; "
+        "on CPU only bf16 applies (auto and fp16 stay fp32 there)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present")
     num_threads: int | None = Field(

@@ -38,14 +38,23 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 def _autocast(config: TrainConfig, device: torch.device) -> tuple[Callable[[], Any], bool]:
-    """(context factory, needs a grad scaler) for the configured precision."""
-    if device.type != "cuda" or config.mixed_precision == "off":
-        return contextlib.nullcontext, False
+    """(context factory, needs a grad scaler) for the configured precision.
+
+    CUDA: "auto" picks bf16 where supported, else fp16 with a grad scaler. CPU: only an
+    explicit "bf16" turns autocast on (matrix multiplies in bf16, weights and optimizer in
+    fp32); "auto" stays fp32 there so results do not depend on the CPU model.
+    """
     mode = config.mixed_precision
+    if mode == "off":
+        return contextlib.nullcontext, False
+    if device.type == "cpu":
+        if mode != "bf16":
+            return contextlib.nullcontext, False
+        return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), False
     if mode == "auto":
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-    return (lambda: torch.autocast("cuda", dtype=dtype)), mode == "fp16"
+    return (lambda: torch.autocast(device.type, dtype=dtype)), mode == "fp16"
 
 
 def _is_better(config: TrainConfig, value: float, best: float | None) -> bool:
