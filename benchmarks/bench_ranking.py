@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -41,11 +40,12 @@ def frappe_split() -> tuple[Path, Path, Path]:
     train_csv, valid_csv = out / "train.csv", out / "valid.csv"
     if not train_csv.exists():
         out.mkdir(parents=True, exist_ok=True)
+        from rankwright.ranking.data import SplitConfig, split_rows
+
         frame = pd.read_csv(source)
-        perm = np.random.RandomState(2024).permutation(len(frame))
-        n_valid = int(len(frame) * 0.1)
-        frame.iloc[perm[: len(frame) - n_valid]].to_csv(train_csv, index=False)
-        frame.iloc[perm[len(frame) - n_valid :]].to_csv(valid_csv, index=False)
+        train, valid, _ = split_rows(len(frame), SplitConfig(valid_fraction=0.1, seed=2024), need_test=False)
+        frame.iloc[train].to_csv(train_csv, index=False)
+        frame.iloc[valid].to_csv(valid_csv, index=False)
     return train_csv, valid_csv, test
 
 
@@ -60,11 +60,10 @@ def synthetic_split(rows: int) -> tuple[Path, Path, Path, list[str], list[str]]:
     paths = [out / f"{name}.csv" for name in ("train", "valid", "test")]
     if not paths[0].exists():
         out.mkdir(parents=True, exist_ok=True)
+        from rankwright.ranking.data import SplitConfig, split_rows
+
         frame = generate_frame(config)
-        perm = np.random.RandomState(2024).permutation(len(frame))
-        n_test = n_valid = int(len(frame) * 0.1)
-        cut = len(frame) - n_valid - n_test
-        for path, index in zip(paths, (perm[:cut], perm[cut : cut + n_valid], perm[cut + n_valid :])):
+        for path, index in zip(paths, split_rows(len(frame), SplitConfig(valid_fraction=0.1, test_fraction=0.1))):
             frame.iloc[index].to_csv(path, index=False)
     return (*paths, list(schema.categorical), list(schema.numeric))
 

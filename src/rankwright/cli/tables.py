@@ -17,13 +17,11 @@ def result_table(rows: Iterable[tuple[str, dict[str, Any]]], title: str = "resul
     ):
         table.add_column(column, justify=justify)
     bayes = next((r["bayes_test"] for _, r in rows if r.get("bayes_test")), None)
-    reference = next((r for name, r in rows if name == "lr"), None)
     for name, r in rows:
         test = r["test"]
         closed = "-"
-        if bayes and reference is not None and name != "lr":
-            gap = reference["test"]["ne"] - bayes["ne"]
-            closed = f"{(reference['test']['ne'] - test['ne']) / gap:.0%}" if gap > 0 else "-"
+        if bayes and bayes["ne"] < 1.0:
+            closed = f"{(1.0 - test['ne']) / (1.0 - bayes['ne']):.0%}"
         table.add_row(
             name, f"{test['auc']:.4f}", f"{test['logloss']:.4f}", f"{test['ne']:.4f}",
             f"{test['calibration']:.3f}", str(r["best_epoch"]), f"{r['train_samples_per_s']:,.0f}", closed,
@@ -31,6 +29,7 @@ def result_table(rows: Iterable[tuple[str, dict[str, Any]]], title: str = "resul
     if bayes:
         table.add_row("[bold]Bayes limit[/]", f"{bayes['auc']:.4f}", f"{bayes['logloss']:.4f}",
                       f"{bayes['ne']:.4f}", f"{bayes['calibration']:.3f}", "-", "-", "100%")
-    if bayes and reference is not None:
-        table.caption = "gap closed = share of LR's NE gap to the Bayes limit that the model closes"
+    if bayes:
+        table.caption = ("gap closed: share of the NE gap between predicting the base rate (NE 1.0) "
+                         "and the Bayes limit that the model closes")
     return table
