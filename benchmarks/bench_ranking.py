@@ -194,50 +194,54 @@ def compare(task: str, models: list[str], seeds: list[int], files, categorical, 
     return rows
 
 
+def write(stem: str, header: str, section: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"header": header, **payload}, indent=2))
+    (RESULTS / f"{stem}.md").write_text(f"# Ranking codebase vs FuxiCTR 2.3.10\n\n{header}\n\n{section}")
+    print(section, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="frappe,synthetic", help="comma-separated: frappe, synthetic")
     parser.add_argument("--models", default="dnn,deepfm,dcnv2,finalmlp")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--synthetic-rows", type=int, default=100_000)
     parser.add_argument("--synthetic-models", default="dnn,dcnv2")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, DNN only")
-    parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    tasks = args.tasks.split(",")
     models = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     epochs = None
     if args.quick:
         models, seeds, epochs = ["dnn"], [1], 2
-
-    header = (f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-              f"torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}")
+    suffix = "_quick" if args.quick else ""
     from peers.fuxictr_peer import default_params, shutdown
 
-    report = {"header": header, "settings": {m: default_params(m) for m in models}, "seeds": seeds}
-    train_csv, valid_csv, test_csv = frappe_split()
-    report["frappe"] = compare("frappe", models, seeds, (train_csv, valid_csv, test_csv), FRAPPE_FIELDS, [], epochs)
-    markdown = [f"# Ranking codebase vs FuxiCTR 2.3.10\n\n{header}\n",
-                markdown_table("Frappe (train/valid: 90/10 of frappe_x1_valid.csv by RandomState(2024); test: frappe_x1_test.csv)",
-                               report["frappe"])]
-    if not args.skip_synthetic:
+    header = (f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+              f"torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}; seeds {seeds}")
+    if "frappe" in tasks:
+        files = frappe_split()
+        rows = compare("frappe", models, seeds, files, FRAPPE_FIELDS, [], epochs)
+        section = markdown_table("Frappe (train/valid: 90/10 of frappe_x1_valid.csv by RandomState(2024); "
+                                 "test: frappe_x1_test.csv)", rows)
+        write(f"ranking_vs_fuxictr_frappe{suffix}", header, section,
+              {"settings": {m: default_params(m) for m in models}, "rows": rows})
+    if "synthetic" in tasks:
         from rankwright.ranking import metrics as M
 
         *files, categorical, numeric = synthetic_split(args.synthetic_rows)
         syn_models = ["dnn"] if args.quick else args.synthetic_models.split(",")
-        report["synthetic"] = compare("synthetic", syn_models, seeds, files, categorical, numeric, epochs, "prob")
+        rows = compare("synthetic", syn_models, seeds, files, categorical, numeric, epochs, "prob")
         test = pd.read_csv(files[2], usecols=["label", "prob"])
         bayes = M.evaluate(test["label"].to_numpy(), test["prob"].to_numpy()).to_dict()
-        report["synthetic_bayes"] = bayes
-        markdown.append(markdown_table(
-            f"Synthetic click log ({args.synthetic_rows:,} rows, 80/10/10 split; numeric fields standardized)",
-            report["synthetic"], bayes))
+        section = markdown_table(f"Synthetic click log ({args.synthetic_rows:,} rows, 80/10/10 split; numeric "
+                                 "fields standardized), Bayes limit from the true probabilities", rows, bayes)
+        write(f"ranking_vs_fuxictr_synthetic{suffix}", header, section,
+              {"settings": {m: default_params(m) for m in syn_models}, "rows": rows, "bayes": bayes})
     shutdown()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "ranking_vs_fuxictr" + ("_quick" if args.quick else "")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / f"{stem}.md").write_text("\n".join(markdown))
-    print("\n".join(markdown))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def test_optimizer_choice(name, cls):
 
 @pytest.mark.parametrize("train", [
     {"optimizer": "adagrad", "learning_rate": 0.05},
-    {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "linear", "warmup_steps": 5},
+    {"optimizer": "adamw", "learning_rate": 0.003, "weight_decay": 0.01, "schedule": "linear", "warmup_steps": 5},
     {"mixed_precision": "bf16"},
 ])
 def test_training_variants_learn(tmp_path, train):

@@ -9,10 +9,10 @@ Semantics mirrored from FuxiCTR 2.3 (read for behaviour, written independently):
   bias-free ``nn.Linear(1, dim)`` per numeric field.  We fuse all categorical tables into
   one table addressed through per-field ``offsets`` (mathematically the same as separate
   tables) and hold the numeric weights as one ``[Fn, dim]`` matrix.  Initialisation matches
-  FuxiCTR for categorical rows ~ N(0, init_std) (its default ``normal_(std=1e-4)``).
-  Deviation: numeric weights ~ N(0, init_std) too, where FuxiCTR draws the xavier-normal
-  of a ``[dim, 1]`` Linear weight (N(0, 1) for first-order weights, which wrecks LR and
-  FM on standardized inputs). Frappe has no numeric fields, so the benchmark is unaffected.
+  FuxiCTR: categorical rows ~ N(0, init_std) (its default ``normal_(std=1e-4)``), numeric
+  field vectors ~ xavier-normal of a ``[dim, 1]`` Linear weight, N(0, sqrt(2 / (1 + dim))).
+  Deviation: first-order (dim 1) numeric weights start at N(0, init_std), not FuxiCTR's
+  N(0, 1), which makes LR start far worse than chance on standardized inputs.
   Deviation: FuxiCTR reserves index 0 of categorical fields as a zero, never-updated
   padding row and puts OOV at the last index; our id 0 *is* the OOV/missing bucket, so it
   is an ordinary learned row (as FuxiCTR's OOV row is).
@@ -109,10 +109,13 @@ class FeatureEmbedding(nn.Module):
         if self.table is not None:
             nn.init.normal_(self.table.weight, std=self.init_std)
         if self.numeric_weight is not None:
-            # Like the categorical rows. FuxiCTR draws xavier-normal (N(0, 1) at dim 1): on
-            # standardized inputs that is a random unit-size logit per numeric field, and
-            # LR/FM start far worse than chance (measured: LR valid AUC 0.42 after 2 epochs).
-            nn.init.normal_(self.numeric_weight, std=self.init_std)
+            # FuxiCTR's init (xavier-normal of a Linear(1, dim) weight) for field vectors: a
+            # numeric signal that starts strong keeps deep models from latching onto ids and
+            # overfitting (synthetic DCNv2, 100k rows: test AUC 0.721 vs 0.677 with a 1e-4 init).
+            # Not for first-order weights (dim 1): there xavier is N(0, 1), a random unit logit
+            # per standardized field, and LR starts far worse than chance (valid AUC 0.42).
+            std = self.init_std if self.dim == 1 else math.sqrt(2.0 / (1 + self.dim))
+            nn.init.normal_(self.numeric_weight, std=std)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         parts = []
