@@ -71,3 +71,21 @@ def test_knobs_lists_typed_ranges():
     assert knobs["model.dropout"]["high"] is not None
     bad = runner.invoke(app, ["knobs", "--model", "nope"])
     assert bad.exit_code == 2 and "unknown model" in bad.output
+
+
+def test_a_model_setting_that_does_not_fit_the_data_is_a_config_error(tmp_path):
+    result = _train(tmp_path, "--set", "data.synthetic.rows=10000", "--set", "model.name=finalmlp",
+                    "--set", "model.fs1_context=[no_such_field]")
+    assert result.exit_code == 2, result.output
+    assert "model:" in result.output and "no_such_field" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_config_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    result = _train(tmp_path, "--set", "train.device=cuda")
+    assert result.exit_code == 2 and "train.device" in result.output
+    assert not (tmp_path / "run").exists()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
 import yaml
 
 from rankwright.ranking.config import ConfigError, RunConfig
@@ -50,11 +51,16 @@ def train_from_config(
     finished = run_dir / files.RESULT
     if finished.exists():
         return json.loads(finished.read_text())
+    if config.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' was asked for but no CUDA device is visible (use 'auto' or 'cpu')")
     data = load_data(config.data, base_dir=base_dir, cache_dir=cache_dir)
+    try:  # some model settings can only be checked against the data (e.g. FinalMLP context fields)
+        trainer = Trainer(data, config.model, config.train, run_dir=run_dir, log=log)
+    except ValueError as exc:
+        raise ConfigError(f"model: {exc}") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / files.CONFIG
     if not config_path.exists():
         files.atomic_write_bytes(config_path, yaml.safe_dump(config.to_yaml_dict(), sort_keys=False).encode())
-    trainer = Trainer(data, config.model, config.train, run_dir=run_dir, log=log)
     result: TrainResult = trainer.fit()
     return result.to_dict()
