@@ -100,7 +100,7 @@ def to_labels(values: pd.Series, where: Callable[[int], str]) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{where(i)}: label {values.iloc[i]!r} is not 0/1 (or -1/1); "
+            f"{where(i)}: label {str(values.iloc[i])!r} is not 0/1 (or -1/1); "
             f"{int(bad.sum())} bad label(s) in column {values.name!r}"
         )
     return (numbers == 1.0).astype(np.float32)
