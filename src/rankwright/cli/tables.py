@@ -11,9 +11,8 @@ def result_table(rows: Iterable[tuple[str, dict[str, Any]]], title: str = "resul
     rows = list(rows)
     table = Table(title=title)
     for column, justify in (
-        ("model", "left"), ("test AUC", "right"), ("test logloss", "right"), ("test NE", "right"),
-        ("calibration", "right"), ("best epoch", "right"), ("train samples/s", "right"),
-        ("gap to Bayes closed", "right"),
+        ("model", "left"), ("AUC", "right"), ("logloss", "right"), ("NE", "right"),
+        ("calib.", "right"), ("best ep.", "right"), ("samples/s", "right"), ("gap closed", "right"),
     ):
         table.add_column(column, justify=justify)
     bayes = next((r["bayes_test"] for _, r in rows if r.get("bayes_test")), None)
