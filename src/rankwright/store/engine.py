@@ -1,0 +1,97 @@
+"""Where the store lives and how its schema is brought up to date.
+
+The schema is owned by Alembic revisions in `migrations/versions`; `open_store` upgrades a
+new database to the head revision, and refuses (with the command to run) a database whose
+revision this version of Rankwright does not know.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+
+DEFAULT_PATH = Path(".rankwright/rankwright.db")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as it is; the message says what to do."""
+
+
+def database_url(root: Path = Path(".")) -> str:
+    """`RANKWRIGHT_DB` when set (e.g. postgresql://...), else SQLite under `root`."""
+    url = os.environ.get("RANKWRIGHT_DB")
+    if url:
+        return url
+    return f"sqlite:///{(root / DEFAULT_PATH).resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)  # type: ignore[arg-type]
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the head revision (a no-op when it is there)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def open_store(url: str | None = None):
+    """A `Store` on `url` (default: `database_url()`), its schema at the head revision."""
+    from alembic.script import ScriptDirectory
+
+    from rankwright.store.store import Store
+
+    engine = make_engine(url or database_url())
+    revision = current_revision(engine)
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    if revision is not None and revision not in {r.revision for r in script.walk_revisions()}:
+        raise StoreError(
+            f"the store at {engine.url!r} has schema revision {revision!r}, which this version of "
+            "Rankwright does not know: it was written by a newer version; upgrade Rankwright"
+        )
+    if revision is None and inspect(engine).get_table_names():
+        raise StoreError(f"the database at {engine.url!r} holds tables that are not a Rankwright store")
+    upgrade(engine)
+    return Store(engine)

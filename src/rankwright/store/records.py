@@ -1,0 +1,56 @@
+"""Frozen records: what leaves the store. Rows never do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class ExperimentStatus(str, Enum):
+    INTENT = "intent"  # row written, not yet known to the executor
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED, ExperimentStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    id: int
+    name: str
+    spec: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: int
+    campaign_id: int
+    idempotency_key: str
+    config: dict[str, Any]
+    fidelity: float
+    seed: int
+    phase: str
+    status: ExperimentStatus
+    executor_handle: str | None
+    reserved_cost: float
+    actual_cost: float | None
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    campaign_id: int
+    time: datetime
+    kind: str
+    message: str
+    data: dict[str, Any]

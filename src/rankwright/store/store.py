@@ -1,0 +1,113 @@
+"""The store's operations. One session helper commits or rolls back and turns driver errors
+into `StoreError`; every method returns frozen records."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rankwright.store import models as m
+from rankwright.store.engine import StoreError
+from rankwright.store.records import CampaignRecord, EventRecord, ExperimentRecord, ExperimentStatus
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _campaign(row: m.Campaign) -> CampaignRecord:
+    return CampaignRecord(row.id, row.name, row.spec, row.status, _utc(row.created_at))
+
+
+def _experiment(row: m.Experiment) -> ExperimentRecord:
+    return ExperimentRecord(
+        row.id, row.campaign_id, row.idempotency_key, row.config, row.fidelity, row.seed, row.phase,
+        ExperimentStatus(row.status), row.executor_handle, row.reserved_cost, row.actual_cost, row.metrics,
+    )
+
+
+def _event(row: m.Event) -> EventRecord:
+    return EventRecord(row.id, row.campaign_id, _utc(row.time), row.kind, row.message, row.data)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StoreError(f"store operation failed: {exc.__class__.__name__}: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------- campaigns
+    def create_campaign(self, name: str, spec: dict[str, Any]) -> CampaignRecord:
+        try:
+            with self.session() as s:
+                row = m.Campaign(name=name, spec=spec)
+                s.add(row)
+                s.flush()
+                return _campaign(row)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StoreError(f"a campaign named {name!r} already exists") from None
+            raise
+
+    def campaign(self, name: str) -> CampaignRecord | None:
+        with self.session() as s:
+            row = s.scalars(select(m.Campaign).where(m.Campaign.name == name)).one_or_none()
+            return None if row is None else _campaign(row)
+
+    # ----------------------------------------------------------- experiments
+    def record_intent(
+        self, campaign_id: int, key: str, config: dict[str, Any], *, phase: str, fidelity: float = 1.0,
+        seed: int = 0, reserved_cost: float = 0.0, hypothesis_id: int | None = None,
+    ) -> ExperimentRecord:
+        """Write the experiment row before submitting it. The same key twice returns the
+        existing row: a re-run decision can never create a second experiment."""
+        with self.session() as s:
+            existing = s.scalars(select(m.Experiment).where(m.Experiment.idempotency_key == key)).one_or_none()
+            if existing is not None:
+                return _experiment(existing)
+            row = m.Experiment(
+                campaign_id=campaign_id, idempotency_key=key, config=config, phase=phase, fidelity=fidelity,
+                seed=seed, reserved_cost=reserved_cost, hypothesis_id=hypothesis_id,
+                status=ExperimentStatus.INTENT.value,
+            )
+            s.add(row)
+            s.flush()
+            return _experiment(row)
+
+    def experiments(self, campaign_id: int) -> list[ExperimentRecord]:
+        with self.session() as s:
+            rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id).order_by(m.Experiment.id))
+            return [_experiment(r) for r in rows]
+
+    # ---------------------------------------------------------------- events
+    def append_event(self, campaign_id: int, kind: str, message: str, **data: Any) -> EventRecord:
+        with self.session() as s:
+            row = m.Event(campaign_id=campaign_id, kind=kind, message=message, data=data)
+            s.add(row)
+            s.flush()
+            return _event(row)
+
+    def events(self, campaign_id: int) -> list[EventRecord]:
+        with self.session() as s:
+            rows = s.scalars(select(m.Event).where(m.Event.campaign_id == campaign_id).order_by(m.Event.id))
+            return [_event(r) for r in rows]

@@ -1,0 +1,96 @@
+"""Store contract, written once and run over every backend: SQLite always, PostgreSQL when
+RANKWRIGHT_TEST_POSTGRES holds a URL of a scratch database (issue 3 wires it into CI)."""
+
+import os
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from rankwright.store import StoreError, open_store
+from rankwright.store.engine import head_revision
+from rankwright.store.models import Base
+from rankwright.store.records import ExperimentStatus
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rankwright.db'}"
+    pg = os.environ.get("RANKWRIGHT_TEST_POSTGRES")
+    if not pg:
+        pytest.skip("RANKWRIGHT_TEST_POSTGRES is not set: no PostgreSQL server for this run")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    return pg
+
+
+def test_new_store_is_at_head_and_matches_the_models(url):
+    store = open_store(url)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_revision() == head_revision()
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_campaign_names_are_unique_and_the_store_keeps_the_first(url):
+    store = open_store(url)
+    first = store.create_campaign("ctr-q4", {"budget": 10})
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_campaign("ctr-q4", {"budget": 99})
+    assert store.campaign("ctr-q4") == first
+    assert store.campaign("nope") is None
+
+
+def test_the_same_idempotency_key_never_makes_a_second_experiment(url):
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    a = store.record_intent(campaign.id, "c/baseline/seed1", {"model": {"name": "dnn"}}, phase="validation", seed=1)
+    b = store.record_intent(campaign.id, "c/baseline/seed1", {"model": {"name": "other"}}, phase="validation", seed=1)
+    assert a == b and a.status is ExperimentStatus.INTENT and not a.status.is_terminal
+    assert len(store.experiments(campaign.id)) == 1
+
+
+def test_events_are_kept_in_order_with_their_data(url):
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    for i in range(3):
+        store.append_event(campaign.id, "decide", f"step {i}", step=i)
+    events = store.events(campaign.id)
+    assert [e.message for e in events] == ["step 0", "step 1", "step 2"]
+    assert [e.data["step"] for e in events] == [0, 1, 2]
+
+
+def test_reopening_is_a_no_op_and_sqlite_runs_in_wal_mode(tmp_path):
+    path = tmp_path / "rankwright.db"
+    store = open_store(f"sqlite:///{path}")
+    store.create_campaign("c", {})
+    again = open_store(f"sqlite:///{path}")
+    assert again.campaign("c") is not None
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_from_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "rankwright.db"
+    open_store(f"sqlite:///{path}").create_campaign("c", {})
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="newer version"):
+        open_store(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name FROM campaigns").fetchall() == [("c",)]
+
+
+def test_a_foreign_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match="not a Rankwright store"):
+        open_store(f"sqlite:///{path}")
