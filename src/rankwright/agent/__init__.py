@@ -1,0 +1,1 @@
+"""The agent: wake loop, phase policies, budget ledger, guardrails, runbook."""
