@@ -69,6 +69,8 @@ def test_knobs_lists_typed_ranges():
     assert knobs["model.num_cross_layers"]["kind"] == "int"
     assert knobs["train.optimizer"]["choices"] == ["adam", "adamw", "adagrad"]
     assert knobs["model.dropout"]["high"] is not None
+    widths = knobs["model.hidden_units"]
+    assert widths["kind"] == "int_tuple" and widths["low"] >= 1 and widths["max_length"] is not None
     bad = runner.invoke(app, ["knobs", "--model", "nope"])
     assert bad.exit_code == 2 and "unknown model" in bad.output
 

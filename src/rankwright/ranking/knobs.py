@@ -33,6 +33,8 @@ class Knob:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     description: str = ""
+    min_length: int | None = None  # int_tuple only: bounds on the number of elements
+    max_length: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,11 +62,9 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _knob(path: str, field: Any) -> Knob | None:
-    annotation, nullable = _strip_optional(field.annotation)
-    origin = typing.get_origin(annotation)
+def _bounds(metadata: list[Any]) -> dict[str, Any]:
     bounds: dict[str, Any] = {}
-    for item in field.metadata:
+    for item in metadata:
         if isinstance(item, at.Ge):
             bounds.update(low=item.ge, low_inclusive=True)
         elif isinstance(item, at.Gt):
@@ -73,6 +73,30 @@ def _knob(path: str, field: Any) -> Knob | None:
             bounds.update(high=item.le, high_inclusive=True)
         elif isinstance(item, at.Lt):
             bounds.update(high=item.lt, high_inclusive=False)
+        elif isinstance(item, at.MinLen):
+            bounds.update(min_length=item.min_length)
+        elif isinstance(item, at.MaxLen):
+            bounds.update(max_length=item.max_length)
+    return bounds
+
+
+def _int_items(annotation: Any) -> list[Any] | None:
+    """Metadata of the items of `tuple[int, ...]` / `tuple[Annotated[int, ...], ...]`, else None."""
+    args = typing.get_args(annotation)
+    if len(args) != 2 or args[1] is not Ellipsis:
+        return None
+    item, metadata = args[0], []
+    if typing.get_origin(item) is typing.Annotated:
+        item, *extra = typing.get_args(item)
+        for entry in extra:  # a pydantic Field(...) carries its constraints in .metadata
+            metadata.extend(getattr(entry, "metadata", [entry]))
+    return metadata if item is int else None
+
+
+def _knob(path: str, field: Any) -> Knob | None:
+    annotation, nullable = _strip_optional(field.annotation)
+    origin = typing.get_origin(annotation)
+    bounds = {k: v for k, v in _bounds(field.metadata).items() if k not in ("min_length", "max_length")}
     common = dict(path=path, default=field.default, nullable=nullable, description=field.description or "")
     if origin is Literal:
         return Knob(kind="choice", choices=typing.get_args(annotation), **common)
@@ -82,8 +106,12 @@ def _knob(path: str, field: Any) -> Knob | None:
         return Knob(kind="int", **bounds, **common)
     if annotation is float:
         return Knob(kind="float", **bounds, **common)
-    if origin is tuple and typing.get_args(annotation)[:1] == (int,):
-        return Knob(kind="int_tuple", **bounds, **common)
+    if origin is tuple:
+        items = _int_items(annotation)
+        if items is None:
+            return None
+        lengths = {k: v for k, v in _bounds(field.metadata).items() if k in ("min_length", "max_length")}
+        return Knob(kind="int_tuple", **_bounds(items), **lengths, **common)
     if annotation is str:
         return Knob(kind="str", **common)
     return None  # nested sections and mappings are not single knobs

@@ -1,0 +1,330 @@
+"""A target: how the agent runs one model codebase and reads what a run produced.
+
+A `Target` is a frozen description, not a process: a command template, a typed knob
+schema, the configuration experiments start from, where metrics and heartbeats appear, and
+a cost model. It never starts anything; executors run what `render` returns.
+
+Placeholders in `command`: `{python}` (this interpreter), `{config}` (the experiment's
+config file, written by the agent from `render`'s config), `{run_dir}`, and `{root}` (the
+target's folder, for codebases described by a YAML file).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rankwright.targets.cost import CostModelSpec
+
+KnobKind = Literal["int", "float", "bool", "choice", "int_tuple", "str"]
+PLACEHOLDERS = ("python", "config", "run_dir", "root")
+
+
+class TargetError(ValueError):
+    """A target description or a requested change is wrong; the message says where."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KnobSpec(_Frozen):
+    """One setting the agent may change (mirrors `rankwright.ranking.knobs.Knob`).
+
+    For `int_tuple` the bounds apply to every element and `min_length`/`max_length` to the
+    tuple. `log` marks a range best searched on a log scale.
+    """
+
+    path: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    kind: KnobKind
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    log: bool = False
+    min_length: int | None = Field(None, ge=0)
+    max_length: int | None = Field(None, ge=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "KnobSpec":
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"knob {self.path}: kind 'choice' needs a non-empty 'choices' list")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"knob {self.path}: low {self.low:g} is above high {self.high:g}")
+        if self.log and (self.low is None or self.low < 0 or (self.low == 0 and self.low_inclusive)):
+            raise ValueError(f"knob {self.path}: a log range needs low > 0")
+        return self
+
+    @classmethod
+    def from_knob(cls, knob: Any) -> "KnobSpec":
+        """From a `rankwright.ranking.knobs.Knob` (or anything with its attributes)."""
+        fields = ("path", "kind", "default", "low", "high", "low_inclusive", "high_inclusive",
+                  "choices", "nullable", "description", "min_length", "max_length")
+        values = {name: getattr(knob, name) for name in fields}
+        if isinstance(values["default"], list):
+            values["default"] = tuple(values["default"])
+        return cls(**values)
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            text = " | ".join(str(c) for c in self.choices)
+        elif self.low is not None or self.high is not None:
+            left = "[" if self.low_inclusive else "("
+            right = "]" if self.high_inclusive else ")"
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            text = f"{left}{low}, {high}{right}"
+            if self.kind == "int_tuple":
+                text = f"{self.kind} of {text}"
+        else:
+            text = self.kind
+        if self.kind == "int_tuple" and (self.min_length is not None or self.max_length is not None):
+            text += f", length {self.min_length or 0}..{'' if self.max_length is None else self.max_length}"
+        return text + (" | null" if self.nullable else "")
+
+    def _in_range(self, x: float) -> bool:
+        if self.low is not None and (x < self.low or (x == self.low and not self.low_inclusive)):
+            return False
+        if self.high is not None and (x > self.high or (x == self.high and not self.high_inclusive)):
+            return False
+        return True
+
+    def check(self, value: Any) -> Any:
+        """The value as it goes into the config; raises TargetError naming knob, value, range."""
+        bad = TargetError(f"knob {self.path}: {value!r} is not allowed; allowed: {self.describe_range()}")
+        if value is None:
+            if self.nullable:
+                return None
+            raise bad
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise bad
+        if self.kind == "choice":
+            for choice in self.choices or ():
+                if value == choice and type(value) is type(choice):
+                    return choice
+            raise bad
+        if self.kind == "str":
+            if isinstance(value, str):
+                return value
+            raise bad
+        if self.kind == "int_tuple":
+            if not isinstance(value, (list, tuple)):
+                raise bad
+            items = [self._int(v, bad) for v in value]
+            if (self.min_length is not None and len(items) < self.min_length) or (
+                self.max_length is not None and len(items) > self.max_length
+            ):
+                raise bad
+            return items  # a list: configs are plain JSON/YAML documents
+        number = self._int(value, bad) if self.kind == "int" else self._float(value, bad)
+        return number
+
+    def _int(self, value: Any, bad: TargetError) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        if not self._in_range(value):
+            raise bad
+        return int(value)
+
+    def _float(self, value: Any, bad: TargetError) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if not math.isfinite(value) or not self._in_range(value):
+            raise bad
+        return float(value)
+
+
+class MetricsSpec(_Frozen):
+    """Where a run's results appear.
+
+    `file` is JSON lines (the record whose `event_key` equals `result_event` is the final
+    result; the last one wins) or one JSON document (its presence means finished).
+    `result_file`, when set and present, is read first as the final JSON result.
+    """
+
+    file: str = "metrics.jsonl"
+    format: Literal["jsonl", "json"] = "jsonl"
+    event_key: str = "event"
+    result_event: str = "result"
+    result_file: str | None = None
+    objective: str = Field("valid.ne", min_length=1, description="dotted path in the result record")
+    direction: Literal["minimize", "maximize"] = "minimize"
+    heartbeat_file: str | None = "heartbeat.json"
+    heartbeat_max_age_s: float = Field(300.0, gt=0.0)
+
+
+class Target(_Frozen):
+    """How to run one model codebase; see the module docstring for the placeholders."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    command: tuple[str, ...] = Field(min_length=1)
+    knobs: tuple[KnobSpec, ...] = ()
+    base_config: dict[str, Any] = Field(default_factory=dict)
+    config_file: str = Field("experiment.yaml", description="name of the config file in run_dir (.yaml or .json)")
+    root: str | None = Field(None, description="the codebase's folder ({root}); the runs' working folder")
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    cost: CostModelSpec = Field(default_factory=CostModelSpec)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Target":
+        paths = [k.path for k in self.knobs]
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        if repeated:
+            raise ValueError(f"knobs declared twice: {', '.join(repeated)}")
+        for part in self.command:
+            try:
+                part.format(**{name: "" for name in PLACEHOLDERS})
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"command part {part!r}: bad placeholder ({exc}); known: "
+                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                ) from None
+        if not self.config_file.endswith((".yaml", ".yml", ".json")):
+            raise ValueError(f"config_file {self.config_file!r} must end in .yaml, .yml or .json")
+        return self
+
+    # --- knobs --------------------------------------------------------------------------
+    def knob(self, path: str) -> KnobSpec:
+        for knob in self.knobs:
+            if knob.path == path:
+                return knob
+        close = difflib.get_close_matches(path, [k.path for k in self.knobs], n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise TargetError(f"unknown knob {path!r} for target {self.name!r}{hint}")
+
+    def validate_changes(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked, normalised changes; the first bad key or value raises TargetError."""
+        if not isinstance(changes, Mapping):
+            raise TargetError(f"changes must be a mapping of knob path to value, got {type(changes).__name__}")
+        return {path: self.knob(path).check(value) for path, value in changes.items()}
+
+    # --- running ------------------------------------------------------------------------
+    def config_with(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """`base_config` with the (validated) changes set at their dotted paths."""
+        document = copy.deepcopy(self.base_config)
+        for path, value in self.validate_changes(changes).items():
+            node = document
+            parts = path.split(".")
+            for part in parts[:-1]:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                if not isinstance(child, dict):
+                    raise TargetError(f"knob {path}: base_config holds a value at {part!r}, not a section")
+                node = child
+            node[parts[-1]] = value
+        return self.check_config(document)
+
+    def check_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Hook for targets that can validate a whole config (the built-in one does)."""
+        return config
+
+    def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The command line and the config document of one experiment (nothing is written)."""
+        config = self.config_with(changes)
+        values = {
+            "python": sys.executable,
+            "config": str(Path(run_dir) / self.config_file),
+            "run_dir": str(run_dir),
+            "root": self.root or ".",
+        }
+        return tuple(part.format(**values) for part in self.command), config
+
+    def write_config(self, run_dir: Path | str, config: Mapping[str, Any]) -> Path:
+        """Write the config where `{config}` points; returns its path."""
+        path = Path(run_dir) / self.config_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.config_file.endswith(".json"):
+            text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+        else:
+            text = yaml.safe_dump(dict(config), sort_keys=False)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return path
+
+    # --- reading ------------------------------------------------------------------------
+    def read_result(self, run_dir: Path | str) -> dict[str, Any] | None:
+        """`{"objective", "direction", "metrics"}` of a finished run; None while unfinished.
+
+        A finished run whose record lacks the objective raises TargetError.
+        """
+        record = self._result_record(Path(run_dir))
+        if record is None:
+            return None
+        node: Any = record
+        for part in self.metrics.objective.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                keys = ", ".join(sorted(node)) if isinstance(node, Mapping) else type(node).__name__
+                raise TargetError(
+                    f"{run_dir}: the result has no {self.metrics.objective!r} (missing {part!r}; found: {keys})"
+                )
+            node = node[part]
+        if isinstance(node, bool) or not isinstance(node, (int, float)):
+            raise TargetError(f"{run_dir}: objective {self.metrics.objective!r} is {node!r}, not a number")
+        return {"objective": float(node), "direction": self.metrics.direction, "metrics": record}
+
+    def _result_record(self, run_dir: Path) -> dict[str, Any] | None:
+        m = self.metrics
+        if m.result_file is not None:
+            record = _read_json(run_dir / m.result_file)
+            if record is not None:
+                return record
+        path = run_dir / m.file
+        if m.format == "json":
+            return _read_json(path)
+        if not path.exists():
+            return None
+        found = None
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line torn by a kill is the last one
+            if isinstance(record, dict) and record.get(m.event_key) == m.result_event:
+                found = record
+        return found
+
+    def heartbeat_age(self, run_dir: Path | str, now: float | None = None) -> float | None:
+        """Seconds since the last heartbeat (its `time` field, else the file's mtime); None if none."""
+        if self.metrics.heartbeat_file is None:
+            return None
+        path = Path(run_dir) / self.metrics.heartbeat_file
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:
+            return None
+        beat = _read_json(path)
+        if beat is not None and isinstance(beat.get("time"), (int, float)) and not isinstance(beat["time"], bool):
+            stamp = float(beat["time"])
+        return max(0.0, (time.time() if now is None else now) - stamp)
+
+    def is_stale(self, run_dir: Path | str, now: float | None = None) -> bool:
+        age = self.heartbeat_age(run_dir, now)
+        return age is not None and age > self.metrics.heartbeat_max_age_s
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # absent, or caught mid-write by a non-atomic writer
+    return document if isinstance(document, dict) else None

@@ -1,0 +1,134 @@
+import json
+import sys
+import time
+
+import pytest
+
+from rankwright.ranking.knobs import Knob
+from rankwright.targets import KnobSpec, MetricsSpec, Target, TargetError
+
+
+def make_target(**overrides):
+    fields = dict(
+        name="toy",
+        command=("{python}", "train.py", "--config", "{config}", "--out", "{run_dir}"),
+        knobs=(
+            KnobSpec(path="model.lr", kind="float", low=0.0, high=1.0, low_inclusive=False, log=False, default=0.1),
+            KnobSpec(path="model.layers", kind="int_tuple", low=1, high=64, min_length=1, max_length=3, default=(8,)),
+            KnobSpec(path="model.act", kind="choice", choices=("relu", "gelu"), default="relu"),
+            KnobSpec(path="model.bn", kind="bool", choices=(False, True), default=True),
+            KnobSpec(path="train.epochs", kind="int", low=1, high=10, default=2),
+            KnobSpec(path="train.patience", kind="int", low=1, high=5, nullable=True, default=2),
+        ),
+        base_config={"model": {"lr": 0.1, "act": "relu"}, "train": {"epochs": 2}},
+        metrics=MetricsSpec(objective="valid.auc", direction="maximize"),
+    )
+    fields.update(overrides)
+    return Target(**fields)
+
+
+def test_from_knob_mirrors_the_ranking_knob():
+    knob = Knob(path="train.lr", kind="float", default=0.001, low=0.0, high=1.0, low_inclusive=False)
+    spec = KnobSpec.from_knob(knob)
+    assert (spec.path, spec.kind, spec.low, spec.high, spec.low_inclusive) == ("train.lr", "float", 0.0, 1.0, False)
+    assert spec.describe_range() == knob.describe_range() == "(0, 1]"
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"model.lr": 1}, {"model.lr": 1.0}),
+        ({"train.epochs": 3.0}, {"train.epochs": 3}),
+        ({"model.layers": (4, 8)}, {"model.layers": [4, 8]}),
+        ({"train.patience": None}, {"train.patience": None}),
+        ({"model.bn": False, "model.act": "gelu"}, {"model.bn": False, "model.act": "gelu"}),
+    ],
+)
+def test_good_changes_are_normalised(changes, expected):
+    assert make_target().validate_changes(changes) == expected
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"model.lr": 0.0}, "knob model.lr: 0.0 is not allowed; allowed: (0, 1]"),
+        ({"model.lr": float("nan")}, "model.lr"),
+        ({"model.lr": True}, "model.lr"),
+        ({"train.epochs": 11}, "allowed: [1, 10]"),
+        ({"train.epochs": 2.5}, "train.epochs"),
+        ({"train.epochs": "3"}, "train.epochs"),
+        ({"train.epochs": None}, "train.epochs: None"),
+        ({"model.layers": []}, "length 1..3"),
+        ({"model.layers": [4, 65]}, "int_tuple of [1, 64]"),
+        ({"model.act": "tanh"}, "allowed: relu | gelu"),
+        ({"model.bn": 1}, "model.bn"),
+    ],
+)
+def test_bad_values_name_knob_value_and_range(changes, fragment):
+    with pytest.raises(TargetError) as err:
+        make_target().validate_changes(changes)
+    assert fragment in str(err.value)
+
+
+def test_unknown_knob_lists_close_matches():
+    with pytest.raises(TargetError, match=r"unknown knob 'model.lrr'.*did you mean model.lr"):
+        make_target().validate_changes({"model.lrr": 0.1})
+    with pytest.raises(TargetError, match="unknown knob 'zzz' for target 'toy'$"):
+        make_target().validate_changes({"zzz": 1})
+
+
+def test_render_fills_placeholders_and_applies_changes(tmp_path):
+    target = make_target()
+    command, config = target.render({"model.layers": [16, 8], "train.epochs": 5}, tmp_path)
+    assert command == (sys.executable, "train.py", "--config", str(tmp_path / "experiment.yaml"), "--out", str(tmp_path))
+    assert config == {"model": {"lr": 0.1, "act": "relu", "layers": [16, 8]}, "train": {"epochs": 5}}
+    assert target.base_config["train"]["epochs"] == 2  # the base is never mutated
+    path = target.write_config(tmp_path, config)
+    assert path == tmp_path / "experiment.yaml" and "layers" in path.read_text()
+
+
+def test_bad_descriptions_are_refused():
+    with pytest.raises(ValueError, match="bad placeholder"):
+        make_target(command=("{python}", "{cfg}"))
+    with pytest.raises(ValueError, match="declared twice"):
+        make_target(knobs=(KnobSpec(path="a", kind="bool"), KnobSpec(path="a", kind="bool")))
+    with pytest.raises(ValueError, match="needs a non-empty 'choices'"):
+        KnobSpec(path="a", kind="choice")
+    with pytest.raises(ValueError, match="log range needs low > 0"):
+        KnobSpec(path="a", kind="float", low=0.0, high=1.0, log=True)
+
+
+def test_read_result_from_json_lines(tmp_path):
+    target = make_target()
+    assert target.read_result(tmp_path) is None
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(json.dumps({"event": "epoch", "valid": {"auc": 0.6}}) + "\n")
+    assert target.read_result(tmp_path) is None  # not finished yet
+    with log.open("a") as handle:
+        handle.write(json.dumps({"event": "result", "valid": {"auc": 0.7, "ne": 0.9}}) + "\n")
+        handle.write(json.dumps({"event": "result", "valid": {"auc": 0.75, "ne": 0.8}}) + "\n")
+        handle.write('{"event": "res')  # torn by a kill
+    result = target.read_result(tmp_path)
+    assert result["objective"] == 0.75 and result["direction"] == "maximize"
+    assert result["metrics"]["valid"]["ne"] == 0.8
+
+
+def test_read_result_from_a_json_file_and_missing_objective(tmp_path):
+    target = make_target(metrics=MetricsSpec(file="out.json", format="json", objective="valid.ne"))
+    (tmp_path / "out.json").write_text(json.dumps({"valid": {"auc": 0.7}}))
+    with pytest.raises(TargetError, match=r"no 'valid.ne' \(missing 'ne'; found: auc\)"):
+        target.read_result(tmp_path)
+    (tmp_path / "out.json").write_text(json.dumps({"valid": {"ne": 0.81}}))
+    assert target.read_result(tmp_path)["objective"] == 0.81
+
+
+def test_heartbeat_age_reads_the_time_field_or_mtime(tmp_path):
+    target = make_target()
+    assert target.heartbeat_age(tmp_path) is None and not target.is_stale(tmp_path)
+    beat = tmp_path / "heartbeat.json"
+    beat.write_text(json.dumps({"time": 1000.0}))
+    assert target.heartbeat_age(tmp_path, now=1030.0) == 30.0
+    assert target.is_stale(tmp_path, now=1000.0 + 301)
+    beat.write_text("not json")
+    assert target.heartbeat_age(tmp_path) < 5.0
+    assert make_target(metrics=MetricsSpec(heartbeat_file=None)).heartbeat_age(tmp_path, now=time.time()) is None
