@@ -1,0 +1,129 @@
+"""Supervises one run: ``python -m rankwright.executors.wrapper RUN_FOLDER``.
+
+The local executor starts this as the leader of a new session, detached from the agent.
+It reads ``spec.json``, starts the command as a child in its own process group, rewrites
+``executor_heartbeat.json`` every ``heartbeat_s`` seconds, and when the command ends
+writes ``exit.json`` (exit code, start and end time, CPU seconds and peak RSS of the
+command's process tree) atomically, then runs ``on_exit`` (whose failure changes nothing
+in ``exit.json``). On SIGTERM it forwards the signal to the command, kills it after
+``kill_grace_s`` if it is still there, records ``cancelled: true`` and exits without
+running ``on_exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from rankwright.executors import _files as F
+
+
+def _max_rss_mb(ru_maxrss: int) -> float:
+    # Linux reports kilobytes, macOS bytes.
+    return ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else ru_maxrss / 1024
+
+
+def run(folder: Path) -> int:
+    spec = F.read_json(folder / F.SPEC)
+    if spec is None:
+        print(f"no readable {F.SPEC} in {folder}", file=sys.stderr)
+        return 2
+    heartbeat_s = float(spec.get("heartbeat_s", 5.0))
+    kill_grace_s = float(spec.get("kill_grace_s", 5.0))
+
+    terminated = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        nonlocal terminated
+        terminated = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    env = dict(os.environ)
+    env.update(spec.get("env") or {})
+    env["RANKWRIGHT_EXECUTOR_RUN"] = str(folder)
+    if spec.get("cuda_visible_devices") is not None:
+        env["CUDA_VISIBLE_DEVICES"] = spec["cuda_visible_devices"]
+    run_dir = Path(spec["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def beat() -> None:
+        F.write_json_atomic(
+            folder / F.HEARTBEAT,
+            {"pid": os.getpid(), "child_pid": child.pid if child else None, "time": time.time()},
+        )
+
+    started = time.time()
+    with open(folder / F.OUTPUT, "ab") as out:
+        try:
+            if not terminated:
+                child = subprocess.Popen(
+                    spec["command"], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=subprocess.STDOUT, close_fds=True,
+                )
+        except OSError as exc:  # command not found, not executable, ...
+            out.write(f"rankwright wrapper: cannot start {spec['command']!r}: {exc}\n".encode())
+    if child is not None:
+        if terminated and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        kill_at: float | None = None
+        while True:
+            beat()
+            if terminated and kill_at is None:
+                kill_at = time.monotonic() + kill_grace_s
+            wait_s = heartbeat_s if kill_at is None else max(0.0, min(heartbeat_s, kill_at - time.monotonic()))
+            try:
+                child.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    child.kill()
+        exit_code: int = child.returncode
+    else:
+        exit_code = 127
+    ended = time.time()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    F.write_json_atomic(
+        folder / F.EXIT,
+        {
+            "exit_code": exit_code,
+            "started_at": started,
+            "ended_at": ended,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "max_rss_mb": _max_rss_mb(usage.ru_maxrss),
+            "cancelled": terminated,
+        },
+    )
+    if terminated or not spec.get("on_exit"):
+        return 0
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with open(folder / F.ON_EXIT_LOG, "ab") as log:
+            subprocess.run(
+                spec["on_exit"], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, close_fds=True, check=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - on_exit must never change the run's record
+        print(f"on_exit failed: {exc!r}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m rankwright.executors.wrapper RUN_FOLDER", file=sys.stderr)
+        return 2
+    return run(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
