@@ -27,10 +27,12 @@ def fail(message: str) -> None:
 
 
 def _user_errors():
+    from rankwright.agent.spec import SpecError
     from rankwright.ranking.config import ConfigError
     from rankwright.ranking.data.errors import DataError
+    from rankwright.store import StoreError
 
-    return (ConfigError, DataError)
+    return (ConfigError, DataError, SpecError, StoreError)
 
 
 @app.command()
@@ -103,6 +105,49 @@ def demo(
     try:
         run_demo(rows=rows, models=[m.strip() for m in models.split(",") if m.strip()], epochs=epochs,
                  workdir=workdir, console=console)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def plan(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    skip_smoke: bool = typer.Option(False, "--skip-smoke", help="skip the target smoke run (blocks approval)"),
+) -> None:
+    """Run the preflight checklist and print the exploration plan with its cost estimate."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.plan(campaign, skip_smoke)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def approve(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    by: Optional[str] = typer.Option(None, "--by", help="who approves (default: the login name)"),
+    yes: bool = typer.Option(False, "--yes", help="approve without a prompt (recorded as such; for demos)"),
+) -> None:
+    """Record who approved the latest plan and which budget."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.approve(campaign, by, yes)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def status(campaign: Path = typer.Argument(..., help="campaign spec YAML")) -> None:
+    """Show the campaign's state and budget: spent, reserved and left."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.status(campaign)
     except user_errors as exc:
         fail(str(exc))
 

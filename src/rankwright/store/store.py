@@ -74,6 +74,44 @@ class Store:
             row = s.scalars(select(m.Campaign).where(m.Campaign.name == name)).one_or_none()
             return None if row is None else _campaign(row)
 
+    def set_campaign_status(self, campaign_id: int, status: str) -> None:
+        with self.session() as s:
+            s.get_one(m.Campaign, campaign_id).status = status
+
+    # ------------------------------------------------------ plans, approvals
+    def record_plan(self, campaign_id: int, body: dict[str, Any], estimated_cost: float) -> int:
+        with self.session() as s:
+            row = m.Plan(campaign_id=campaign_id, body=body, estimated_cost=estimated_cost)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def latest_plan(self, campaign_id: int) -> tuple[int, dict[str, Any], float] | None:
+        with self.session() as s:
+            row = s.scalars(
+                select(m.Plan).where(m.Plan.campaign_id == campaign_id).order_by(m.Plan.id.desc()).limit(1)
+            ).one_or_none()
+            return None if row is None else (row.id, row.body, row.estimated_cost)
+
+    def record_approval(
+        self, plan_id: int, approved_by: str, budget: float, budget_unit: str, via_yes_flag: bool
+    ) -> int:
+        with self.session() as s:
+            row = m.Approval(plan_id=plan_id, approved_by=approved_by, budget=budget,
+                             budget_unit=budget_unit, via_yes_flag=via_yes_flag)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def approval_of(self, plan_id: int) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.scalars(select(m.Approval).where(m.Approval.plan_id == plan_id).order_by(m.Approval.id.desc())
+                            .limit(1)).one_or_none()
+            if row is None:
+                return None
+            return {"approved_by": row.approved_by, "budget": row.budget, "unit": row.budget_unit,
+                    "via_yes_flag": row.via_yes_flag, "time": _utc(row.created_at).isoformat()}
+
     # ----------------------------------------------------------- experiments
     def record_intent(
         self, campaign_id: int, key: str, config: dict[str, Any], *, phase: str, fidelity: float = 1.0,

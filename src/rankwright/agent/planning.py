@@ -1,0 +1,120 @@
+"""Preflight checklist and the exploration plan with its up-front cost estimate.
+
+Both are pure data: `preflight` returns items (ok, detail, how to fix), `make_plan` returns
+the experiments per phase with predicted costs. Nothing is launched here except the
+target's smoke run, which runs synchronously in a scratch folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rankwright.agent.spec import CampaignSpec
+from rankwright.targets import Target, TargetError
+
+SMOKE_CHANGES_BUILTIN = {"train.epochs": 1}
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _writable(path: Path) -> tuple[bool, str]:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+        return True, f"{path} is writable"
+    except OSError as exc:
+        return False, f"{path}: {exc.strerror}"
+
+
+def _data_readable(target: Target) -> CheckItem:
+    data = target.base_config.get("data") if isinstance(target.base_config, dict) else None
+    if not data or data.get("source", "synthetic") == "synthetic":
+        return CheckItem("data readable", True, "built-in synthetic data (generated on the fly)")
+    missing = [f"data.{role}: {data[role]}" for role in ("train", "valid", "test")
+               if data.get(role) and not os.access(data[role], os.R_OK)]
+    if missing:
+        return CheckItem("data readable", False, "cannot read " + "; ".join(missing),
+                         "fix the paths in base_config.data (relative paths start at the working folder)")
+    return CheckItem("data readable", True, "every data file named in base_config.data is readable")
+
+
+def _smoke_run(target: Target, workdir: Path, timeout_s: float) -> CheckItem:
+    changes = SMOKE_CHANGES_BUILTIN if target.name.startswith("rankwright-") else {}
+    run_dir = Path(tempfile.mkdtemp(prefix="smoke-", dir=workdir))
+    try:
+        command, config = target.render(changes, run_dir)
+        target.write_config(run_dir, config)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except (TargetError, OSError, subprocess.TimeoutExpired) as exc:
+        return CheckItem("target smoke run", False, f"{exc.__class__.__name__}: {exc}",
+                         "run the target's command by hand in a scratch folder and fix what it reports")
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return CheckItem("target smoke run", False, f"exit code {done.returncode}: {' | '.join(tail)}",
+                         f"see {run_dir}; the command was: {' '.join(command)}")
+    result = target.read_result(run_dir)
+    if result is None:
+        return CheckItem("target smoke run", False, "the run ended without a result file",
+                         "check the target's metrics section (file, result_event, objective)")
+    return CheckItem("target smoke run", True, f"one short run finished; objective {result['objective']:.4g}")
+
+
+def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_timeout_s: float = 600) -> list[CheckItem]:
+    items = [CheckItem("budget set", True, f"{spec.budget.amount:g} {spec.budget.unit}, pause at "
+                       f"{spec.budget.pause_threshold:.0%}, hard cap {spec.budget.hard_cap or spec.budget.amount:g}")]
+    for raw in spec.allowed_paths:
+        ok, detail = _writable(Path(raw))
+        items.append(CheckItem("paths writable", ok, detail, "" if ok else f"create {raw} or allow another path"))
+    runs_root = Path(spec.allowed_paths[0]) / "runs"
+    ok, detail = _writable(runs_root)
+    items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",
+                           "" if ok else "the local executor needs a writable runs folder"))
+    items.append(_data_readable(target))
+    if smoke:
+        items.append(_smoke_run(target, Path(spec.allowed_paths[0]), smoke_timeout_s))
+    else:
+        items.append(CheckItem("target smoke run", False, "skipped (--skip-smoke)",
+                               "run `rankwright plan` without --skip-smoke before approving"))
+    return items
+
+
+@dataclass(frozen=True)
+class PlannedExperiment:
+    phase: str
+    name: str
+    changes: dict[str, Any]
+    seed: int
+    predicted_hours: float
+
+
+def make_plan(spec: CampaignSpec, target: Target) -> list[PlannedExperiment]:
+    """Validation phase of the plain policy: the baseline with seeds, then each change once.
+    (Combination and exploitation phases come with the planner of the next issue.)"""
+    def hours(changes: dict[str, Any]) -> float:
+        return target.cost.model().predict_hours(target.cost.features(target.config_with(changes)))
+
+    plan = [PlannedExperiment("validation", "baseline", {}, seed, hours({})) for seed in range(1, spec.baseline_seeds + 1)]
+    plan += [PlannedExperiment("validation", c.name, dict(c.set), 1, hours(dict(c.set))) for c in spec.changes]
+    return plan
+
+
+def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[PlannedExperiment]) -> dict[str, Any]:
+    return {
+        "preflight": [asdict(i) for i in items],
+        "preflight_ok": all(i.ok for i in items),
+        "experiments": [asdict(p) for p in plan],
+        "estimated_hours": sum(p.predicted_hours for p in plan),
+        "budget": spec.budget.model_dump(),
+    }

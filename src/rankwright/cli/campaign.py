@@ -1,0 +1,112 @@
+"""`rankwright plan`, `approve`, `status`: the campaign commands that exist so far.
+Nothing is launched before approval; the wake loop (`run`, `wake`) comes next."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _load(spec_path: Path):
+    from rankwright.agent.spec import load_campaign
+
+    return load_campaign(spec_path)
+
+
+def _campaign(store, spec):
+    existing = store.campaign(spec.name)
+    if existing is None:
+        return store.create_campaign(spec.name, spec.model_dump(mode="json"))
+    if existing.spec != spec.model_dump(mode="json"):
+        from rankwright.agent.spec import SpecError
+
+        raise SpecError(f"campaign {spec.name!r} already exists in the store with a different spec; "
+                        "give the new spec another name")
+    return existing
+
+
+def plan(spec_path: Path, skip_smoke: bool) -> None:
+    from rankwright.agent.planning import make_plan, plan_document, preflight
+    from rankwright.store import open_store
+
+    spec, target = _load(spec_path)  # every user error is raised before the store is opened
+    items = preflight(spec, target, smoke=not skip_smoke)
+    experiments = make_plan(spec, target)
+    document = plan_document(spec, items, experiments)
+    store = open_store()
+    campaign = _campaign(store, spec)
+    plan_id = store.record_plan(campaign.id, document, document["estimated_hours"])
+    store.append_event(campaign.id, "plan", f"plan {plan_id}: {len(experiments)} experiments, "
+                       f"{document['estimated_hours']:.3g} {spec.budget.unit} estimated, preflight "
+                       f"{'passed' if document['preflight_ok'] else 'failed'}", plan_id=plan_id)
+
+    checks = Table(title=f"preflight: {spec.name}")
+    for column in ("check", "", "detail", "how to fix"):
+        checks.add_column(column)
+    for item in items:
+        checks.add_row(item.name, "[green]ok[/]" if item.ok else "[red]FAILED[/]", item.detail, item.fix)
+    console.print(checks)
+    table = Table(title=f"plan {plan_id}: validation phase")
+    for column in ("experiment", "seed", "changes", "predicted " + spec.budget.unit):
+        table.add_column(column)
+    for e in experiments:
+        table.add_row(e.name, str(e.seed), ", ".join(f"{k}={v}" for k, v in e.changes.items()) or "-",
+                      f"{e.predicted_hours:.3g}")
+    console.print(table)
+    console.print(f"estimated {document['estimated_hours']:.3g} of {spec.budget.amount:g} {spec.budget.unit} approved-to-be")
+    if not document["preflight_ok"]:
+        console.print("[red]preflight failed: approval is blocked until `rankwright plan` passes[/]")
+        raise typer.Exit(code=1)
+    console.print(f"next: rankwright approve {spec_path}")
+
+
+def approve(spec_path: Path, by: str | None, yes: bool) -> None:
+    from rankwright.agent.spec import SpecError
+    from rankwright.store import open_store
+
+    spec, _ = _load(spec_path)
+    store = open_store()
+    campaign = store.campaign(spec.name)
+    latest = None if campaign is None else store.latest_plan(campaign.id)
+    if latest is None:
+        raise SpecError(f"campaign {spec.name!r} has no plan yet: run `rankwright plan {spec_path}` first")
+    plan_id, document, estimate = latest
+    if not document["preflight_ok"]:
+        raise SpecError(f"plan {plan_id} failed its preflight; fix it and run `rankwright plan {spec_path}` again")
+    who = by or getpass.getuser()
+    if not yes and not typer.confirm(
+        f"Approve plan {plan_id} of {spec.name!r}: budget {spec.budget.amount:g} {spec.budget.unit} "
+        f"(estimate {estimate:.3g}), as {who}?"
+    ):
+        raise typer.Exit(code=1)
+    store.record_approval(plan_id, who, spec.budget.amount, spec.budget.unit, via_yes_flag=yes)
+    store.set_campaign_status(campaign.id, "approved")
+    store.append_event(campaign.id, "approve", f"{who} approved plan {plan_id} with {spec.budget.amount:g} "
+                       f"{spec.budget.unit}" + (" (--yes, no prompt)" if yes else ""), plan_id=plan_id)
+    console.print(f"plan {plan_id} approved by {who}: {spec.budget.amount:g} {spec.budget.unit}")
+
+
+def status(spec_path: Path) -> None:
+    from rankwright.agent.budget import BudgetPolicy, LedgerEntry, ledger
+    from rankwright.agent.spec import SpecError
+    from rankwright.store import open_store
+
+    spec, _ = _load(spec_path)
+    store = open_store()
+    campaign = store.campaign(spec.name)
+    if campaign is None:
+        raise SpecError(f"campaign {spec.name!r} is not in the store: run `rankwright plan {spec_path}` first")
+    experiments = store.experiments(campaign.id)
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
+    policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
+    console.print(f"campaign {spec.name}: {campaign.status}, {len(experiments)} experiments")
+    console.print(f"budget ({spec.budget.unit}): spent {current.spent:.4g}, reserved {current.reserved:.4g}, "
+                  f"left {current.left(policy):.4g} of {policy.approved:g}")
+    for event in store.events(campaign.id)[-5:]:
+        console.print(f"  {event.time:%Y-%m-%d %H:%M:%S} {event.kind}: {event.message}", highlight=False)

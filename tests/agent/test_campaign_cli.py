@@ -1,0 +1,117 @@
+"""Campaign spec errors, preflight, plan and approval through the CLI.
+
+A user's mistake exits 2, names the field, and leaves the store exactly as it was."""
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rankwright.cli.main import app
+from rankwright.store import open_store
+
+runner = CliRunner()
+SPEC = {
+    "name": "t1",
+    "base_config": {"data": {"source": "synthetic", "synthetic": {"rows": 10_000}}, "train": {"epochs": 1}},
+    "budget": {"amount": 1.0},
+    "baseline_seeds": 2,
+    "changes": [{"name": "wider", "set": {"model.embedding_dim": 16}}],
+}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    return tmp_path
+
+
+def _write(path: Path, spec: dict) -> Path:
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _db_digest(workdir: Path) -> str | None:
+    """Every row of every table (read through SQLite, so WAL content counts)."""
+    db = workdir / ".rankwright" / "rankwright.db"
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as connection:
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        rows = {t: connection.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    assert rows["plans"], "the fixture should have stored something to protect"
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda s: s.update(budget={"amount": -1}), "budget.amount: Input should be greater than 0"),
+    (lambda s: s.update(colour="red"), "colour: unknown key"),
+    (lambda s: s["changes"][0]["set"].update({"model.embeding_dim": 8}), "model.embeding_dim"),
+    (lambda s: s["changes"][0]["set"].update({"model.dropout": 3.0}), "model.dropout"),
+    (lambda s: s.update(model="transformer"), "transformer"),
+])
+def test_bad_specs_exit_2_and_leave_the_store_as_it_was(workdir, mutate, expected):
+    good = _write(workdir / "good.yaml", SPEC)
+    assert runner.invoke(app, ["plan", str(good), "--skip-smoke"]).exit_code == 1  # stores a (blocked) plan
+    before = _db_digest(workdir)
+    spec = yaml.safe_load(yaml.safe_dump(SPEC))
+    mutate(spec)
+    result = runner.invoke(app, ["plan", str(_write(workdir / "bad.yaml", spec))])
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert _db_digest(workdir) == before
+
+
+def test_malformed_yaml_names_the_line(workdir):
+    bad = workdir / "bad.yaml"
+    bad.write_text("name: x\nbudget: {amount: 1\n")
+    result = runner.invoke(app, ["plan", str(bad)])
+    assert result.exit_code == 2 and "not valid YAML at line" in result.output
+    assert _db_digest(workdir) is None
+
+
+def test_a_failed_preflight_blocks_approval(workdir):
+    spec = _write(workdir / "c.yaml", SPEC)
+    planned = runner.invoke(app, ["plan", str(spec), "--skip-smoke"])
+    assert planned.exit_code == 1 and "approval is blocked" in planned.output
+    refused = runner.invoke(app, ["approve", str(spec), "--yes"])
+    assert refused.exit_code == 2 and "failed its preflight" in refused.output
+
+
+def test_approve_needs_a_plan(workdir):
+    result = runner.invoke(app, ["approve", str(_write(workdir / "c.yaml", SPEC)), "--yes"])
+    assert result.exit_code == 2 and "has no plan yet" in result.output
+
+
+def test_plan_with_smoke_run_then_approve_records_who_and_how(workdir):
+    spec = _write(workdir / "c.yaml", SPEC)
+    planned = runner.invoke(app, ["plan", str(spec)])
+    assert planned.exit_code == 0, planned.output
+    assert "target smoke run" in planned.output and "FAILED" not in planned.output
+    approved = runner.invoke(app, ["approve", str(spec), "--yes", "--by", "alice"])
+    assert approved.exit_code == 0, approved.output
+    store = open_store()
+    campaign = store.campaign("t1")
+    plan_id, document, estimate = store.latest_plan(campaign.id)
+    assert [e["name"] for e in document["experiments"]] == ["baseline", "baseline", "wider"]
+    assert estimate > 0
+    assert store.approval_of(plan_id) | {"time": None} == {
+        "approved_by": "alice", "budget": 1.0, "unit": "cpu_hours", "via_yes_flag": True, "time": None}
+    assert campaign.status == "approved"
+    assert [e.kind for e in store.events(campaign.id)] == ["plan", "approve"]
+    shown = runner.invoke(app, ["status", str(spec)])
+    assert shown.exit_code == 0 and "left 1 of 1" in shown.output
+
+
+def test_the_same_name_with_another_spec_is_refused(workdir):
+    runner.invoke(app, ["plan", str(_write(workdir / "a.yaml", SPEC)), "--skip-smoke"])
+    before = _db_digest(workdir)
+    other = _write(workdir / "b.yaml", {**SPEC, "baseline_seeds": 5})
+    result = runner.invoke(app, ["plan", str(other), "--skip-smoke"])
+    assert result.exit_code == 2 and "different spec" in result.output
+    assert _db_digest(workdir) == before
