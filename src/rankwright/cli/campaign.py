@@ -110,3 +110,46 @@ def status(spec_path: Path) -> None:
                   f"left {current.left(policy):.4g} of {policy.approved:g}")
     for event in store.events(campaign.id)[-5:]:
         console.print(f"  {event.time:%Y-%m-%d %H:%M:%S} {event.kind}: {event.message}", highlight=False)
+
+
+def _wake_once(spec_path: Path, detach: bool):
+    import fcntl
+
+    from rankwright.agent.wake import wake, wake_command
+    from rankwright.executors import LocalExecutor
+    from rankwright.store import open_store
+
+    spec, target = _load(spec_path)
+    root = Path(spec.allowed_paths[0]).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    # One agent acts on a campaign at a time; a second waits for the first to finish its step.
+    with open(root / f".wake-{spec.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        executor = LocalExecutor(root / "runs", max_parallel=spec.max_parallel)
+        return wake(open_store(), executor, spec, target, root,
+                    on_exit=wake_command(spec_path) if detach else None)
+
+
+def wake_step(spec_path: Path, detach: bool = True) -> None:
+    report = _wake_once(spec_path, detach)
+    console.print(f"{report.state}: collected {len(report.collected)}, submitted {len(report.submitted)}"
+                  + ("; " + "; ".join(report.reasons) if report.reasons else ""), highlight=False)
+
+
+def run(spec_path: Path, detach: bool, interval_s: float) -> None:
+    import time
+
+    if detach:
+        wake_step(spec_path, detach=True)
+        console.print("detached: each run wakes the campaign when it ends; `rankwright status` shows progress")
+        return
+    while True:
+        report = _wake_once(spec_path, detach=False)
+        for key in report.collected:
+            console.print(f"collected {key}", highlight=False)
+        for key in report.submitted:
+            console.print(f"submitted {key}", highlight=False)
+        if report.state != "running":
+            console.print(f"campaign {report.state}" + ("; " + "; ".join(report.reasons) if report.reasons else ""))
+            return
+        time.sleep(interval_s)

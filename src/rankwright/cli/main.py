@@ -152,5 +152,40 @@ def status(campaign: Path = typer.Argument(..., help="campaign spec YAML")) -> N
         fail(str(exc))
 
 
+@app.command()
+def wake(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="the campaign's working folder (default: here)"),
+) -> None:
+    """One idempotent step: reconcile, collect, check the budget, submit. Safe from cron."""
+    user_errors = _user_errors()
+    if workdir is not None:
+        import os
+
+        os.chdir(workdir)
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.wake_step(campaign)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    detach: bool = typer.Option(False, "--detach", help="submit and exit; runs wake the campaign when they end"),
+    interval: float = typer.Option(5.0, "--interval", help="seconds between wakes while staying up"),
+) -> None:
+    """Run an approved campaign: stay up and wake periodically, or --detach."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.run(campaign, detach, interval)
+    except user_errors as exc:
+        fail(str(exc))
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -132,6 +132,28 @@ class Store:
             s.flush()
             return _experiment(row)
 
+    def mark_submitted(self, experiment_id: int, handle: str) -> ExperimentRecord:
+        """intent -> submitted, recording the executor's handle (idempotent)."""
+        with self.session() as s:
+            row = s.get_one(m.Experiment, experiment_id)
+            if row.status == ExperimentStatus.INTENT.value:
+                row.status, row.executor_handle = ExperimentStatus.SUBMITTED.value, handle
+            elif row.executor_handle != handle:
+                raise StoreError(f"experiment {experiment_id} already has handle {row.executor_handle!r}")
+            return _experiment(row)
+
+    def mark_finished(
+        self, experiment_id: int, status: ExperimentStatus, actual_cost: float, metrics: dict[str, Any] | None
+    ) -> ExperimentRecord:
+        """Settle a run once: a terminal status is never changed again."""
+        if not status.is_terminal:
+            raise ValueError(f"{status} is not a terminal status")
+        with self.session() as s:
+            row = s.get_one(m.Experiment, experiment_id)
+            if not ExperimentStatus(row.status).is_terminal:
+                row.status, row.actual_cost, row.metrics = status.value, actual_cost, metrics
+            return _experiment(row)
+
     def experiments(self, campaign_id: int) -> list[ExperimentRecord]:
         with self.session() as s:
             rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id).order_by(m.Experiment.id))

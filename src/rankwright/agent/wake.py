@@ -1,0 +1,141 @@
+"""`wake`: one idempotent, level-triggered step of a campaign.
+
+It reads the whole state from the store and moves it one step: reconcile every unfinished
+experiment with the executor, collect finished runs (metrics, cost settled), check the
+budget, decide what is missing from the approved plan, submit it intent-first. Killing the
+agent anywhere and waking again gives the same result: an intent without a handle is
+resolved by asking the executor for its key, and a key is never submitted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
+from rankwright.agent.spec import CampaignSpec
+from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus
+from rankwright.store import Store
+from rankwright.store.records import ExperimentStatus
+from rankwright.targets import Target
+
+SEED_KNOB = "train.seed"
+_TERMINAL = {RunStatus.SUCCEEDED: ExperimentStatus.SUCCEEDED, RunStatus.FAILED: ExperimentStatus.FAILED,
+             RunStatus.CANCELLED: ExperimentStatus.CANCELLED, RunStatus.LOST: ExperimentStatus.FAILED}
+
+
+@dataclass
+class WakeReport:
+    collected: list[str] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+    state: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+
+def experiment_key(campaign: str, name: str, seed: int) -> str:
+    return f"{campaign}/{name}/seed{seed}"
+
+
+def work_dir(root: Path, key: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", key)[:80]
+    return (root / "experiments" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}").resolve()
+
+
+def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, root: Path,
+         on_exit: tuple[str, ...] | None = None) -> WakeReport:
+    report = WakeReport()
+    campaign = store.campaign(spec.name)
+    latest = None if campaign is None else store.latest_plan(campaign.id)
+    if campaign is None or latest is None or store.approval_of(latest[0]) is None:
+        report.state = "waiting for approval"
+        return report
+    plan_id, plan, _ = latest
+
+    # 1-2. reconcile and collect
+    for e in store.experiments(campaign.id):
+        if e.status.is_terminal:
+            continue
+        handle = e.executor_handle or executor.find(e.idempotency_key)
+        if handle is None:
+            continue  # an intent the executor never saw: submitted below
+        if e.executor_handle is None:
+            store.mark_submitted(e.id, handle)
+        info = executor.status(handle)
+        if not info.status.is_terminal:
+            continue
+        result = target.read_result(work_dir(root, e.idempotency_key)) if info.status is RunStatus.SUCCEEDED else None
+        status = _TERMINAL[info.status] if info.status is not RunStatus.SUCCEEDED or result else ExperimentStatus.FAILED
+        cost = (info.cpu_seconds or 0.0) / 3600.0
+        store.mark_finished(e.id, status, cost, result)
+        store.append_event(campaign.id, "collect", f"{e.idempotency_key}: {status.value}"
+                           + (f", objective {result['objective']:.5g}" if result else ""), cost=cost)
+        report.collected.append(e.idempotency_key)
+
+    # 3. budget
+    experiments = store.experiments(campaign.id)
+    policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
+    action, why = check_thresholds(policy, current)
+    if action is BudgetAction.HALT:
+        for e in experiments:
+            if not e.status.is_terminal and e.executor_handle:
+                executor.cancel(e.executor_handle)
+        store.set_campaign_status(campaign.id, "halted")
+    elif action is BudgetAction.PAUSE and campaign.status == "approved":
+        store.set_campaign_status(campaign.id, "paused")
+    if action is not BudgetAction.CONTINUE:
+        store.append_event(campaign.id, "budget", why)
+        report.state, report.reasons = action.value, [why]
+        return report
+    if store.campaign(spec.name).status not in ("approved", "running"):
+        report.state = store.campaign(spec.name).status
+        return report
+
+    # 4-5. decide what the plan still misses, submit intent-first
+    existing = {e.idempotency_key: e for e in experiments}
+    for planned in plan["experiments"]:
+        key = experiment_key(spec.name, planned["name"], planned["seed"])
+        known = existing.get(key)
+        if known is not None and (known.status is not ExperimentStatus.INTENT or known.executor_handle):
+            continue
+        ok, why = can_reserve(policy, ledger(LedgerEntry(e.reserved_cost, e.actual_cost)
+                                             for e in store.experiments(campaign.id)), planned["predicted_hours"])
+        if not ok and known is None:
+            report.reasons.append(why)
+            store.append_event(campaign.id, "budget", f"not submitting {key}: {why}")
+            break
+        run_dir = work_dir(root, key)
+        changes = dict(planned["changes"])
+        if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
+            changes.setdefault(SEED_KNOB, planned["seed"])
+        command, config = target.render(changes, run_dir)
+        row = known or store.record_intent(campaign.id, key, config, phase=planned["phase"], seed=planned["seed"],
+                                           reserved_cost=planned["predicted_hours"])
+        target.write_config(run_dir, config)
+        try:
+            handle = executor.submit(key, RunSpec(command=tuple(command), run_dir=run_dir, on_exit=on_exit))
+        except ExecutorFull:
+            break
+        store.mark_submitted(row.id, handle)
+        store.append_event(campaign.id, "submit", f"{key}: submitted as {handle}", plan_id=plan_id)
+        report.submitted.append(key)
+
+    experiments = store.experiments(campaign.id)
+    planned_keys = {experiment_key(spec.name, p["name"], p["seed"]) for p in plan["experiments"]}
+    done = {e.idempotency_key for e in experiments if e.status.is_terminal}
+    if planned_keys <= done:
+        store.set_campaign_status(campaign.id, "finished")
+        report.state = "finished"
+    else:
+        report.state = "running"
+    return report
+
+
+def wake_command(spec_path: Path) -> tuple[str, ...]:
+    """What a run's wrapper calls when the run ends (detached mode): a wake in the campaign's
+    working folder, where its store and allowed paths are (the run itself works elsewhere)."""
+    return (sys.executable, "-m", "rankwright", "wake", str(Path(spec_path).resolve()),
+            "--workdir", str(Path.cwd().resolve()))

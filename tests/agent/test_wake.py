@@ -1,0 +1,75 @@
+"""A small campaign end to end on the built-in target: staying up, and detached (no agent
+process alive while runs train; each run's wrapper wakes the campaign when it ends)."""
+
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rankwright.cli.main import app
+from rankwright.store import open_store
+from rankwright.store.records import ExperimentStatus
+
+runner = CliRunner()
+SPEC = {
+    "name": "w1",
+    "base_config": {"data": {"source": "synthetic", "synthetic": {"rows": 10_000}},
+                    "model": {"hidden_units": [32]}, "train": {"epochs": 1}},
+    "budget": {"amount": 1.0},
+    "max_parallel": 2,
+    "baseline_seeds": 2,
+    "changes": [{"name": "wider", "set": {"model.embedding_dim": 16}}],
+}
+
+
+@pytest.fixture
+def approved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    spec = tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    assert runner.invoke(app, ["plan", str(spec), "--skip-smoke"]).exit_code == 1
+    return spec
+
+
+def _approve_for_test(spec):
+    """Tests skip the smoke run; record the approval the way `approve` would after it passed."""
+    store = open_store()
+    campaign = store.campaign("w1")
+    plan_id, document, _ = store.latest_plan(campaign.id)
+    store.record_approval(plan_id, "test", 1.0, "cpu_hours", via_yes_flag=True)
+    store.set_campaign_status(campaign.id, "approved")
+    return store, campaign
+
+
+def test_nothing_runs_before_approval(approved):
+    result = runner.invoke(app, ["wake", str(approved)])
+    assert result.exit_code == 0 and "waiting for approval" in result.output
+    assert open_store().experiments(open_store().campaign("w1").id) == []
+
+
+def test_run_completes_every_planned_experiment_exactly_once(approved):
+    store, campaign = _approve_for_test(approved)
+    result = runner.invoke(app, ["run", str(approved), "--interval", "0.5"])
+    assert result.exit_code == 0, result.output
+    experiments = store.experiments(campaign.id)
+    assert sorted(e.idempotency_key for e in experiments) == ["w1/baseline/seed1", "w1/baseline/seed2", "w1/wider/seed1"]
+    assert all(e.status is ExperimentStatus.SUCCEEDED and e.metrics for e in experiments)
+    seeds = {e.idempotency_key: e.metrics["objective"] for e in experiments}
+    assert seeds["w1/baseline/seed1"] != seeds["w1/baseline/seed2"]  # repeats really use their seed
+    assert sum(e.actual_cost for e in experiments) > 0
+    again = runner.invoke(app, ["wake", str(approved)])  # waking a finished campaign changes nothing
+    assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == 3
+
+
+def test_detached_campaign_finishes_with_no_agent_process(approved):
+    store, campaign = _approve_for_test(approved)
+    result = runner.invoke(app, ["run", str(approved), "--detach"])
+    assert result.exit_code == 0, result.output
+    deadline = time.time() + 180
+    while time.time() < deadline and store.campaign("w1").status != "finished":
+        time.sleep(0.5)
+    assert store.campaign("w1").status == "finished"
+    assert len(store.experiments(campaign.id)) == 3
+    assert [e.kind for e in store.events(campaign.id)].count("submit") == 3
