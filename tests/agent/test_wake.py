@@ -73,3 +73,24 @@ def test_detached_campaign_finishes_with_no_agent_process(approved):
     assert store.campaign("w1").status == "finished"
     assert len(store.experiments(campaign.id)) == 3
     assert [e.kind for e in store.events(campaign.id)].count("submit") == 3
+
+
+def test_pause_stops_submitting_resume_continues_stop_is_final(approved):
+    store, campaign = _approve_for_test(approved)
+    assert runner.invoke(app, ["pause", str(approved)]).exit_code == 0
+    paused = runner.invoke(app, ["wake", str(approved)])
+    assert "paused" in paused.output and store.experiments(campaign.id) == []
+    assert runner.invoke(app, ["pause", str(approved)]).exit_code == 2  # already paused
+    assert runner.invoke(app, ["resume", str(approved)]).exit_code == 0
+    assert "submitted 2" in runner.invoke(app, ["wake", str(approved)]).output
+    stopped = runner.invoke(app, ["stop", str(approved)])
+    assert stopped.exit_code == 0 and "cancelled 3 runs" in stopped.output
+    assert runner.invoke(app, ["resume", str(approved)]).exit_code == 2
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(
+        e.status.is_terminal for e in store.experiments(campaign.id)
+    ):
+        runner.invoke(app, ["wake", str(approved)])
+        time.sleep(0.3)
+    assert {e.status for e in store.experiments(campaign.id)} == {ExperimentStatus.CANCELLED}, [(e.status, e.executor_handle) for e in store.experiments(campaign.id)]
+    assert [e.kind for e in store.events(campaign.id)][-1] in ("stop", "collect")

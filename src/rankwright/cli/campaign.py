@@ -153,3 +153,47 @@ def run(spec_path: Path, detach: bool, interval_s: float) -> None:
             console.print(f"campaign {report.state}" + ("; " + "; ".join(report.reasons) if report.reasons else ""))
             return
         time.sleep(interval_s)
+
+
+_MOVES = {  # command -> (statuses it may act on, new status)
+    "pause": ({"approved", "running"}, "paused"),
+    "resume": ({"paused"}, "approved"),
+    "stop": ({"draft", "approved", "running", "paused"}, "stopped"),
+}
+
+
+def set_state(spec_path: Path, command: str) -> None:
+    """pause / resume / stop: a person's act, recorded; works while the campaign hibernates.
+    `stop` also cancels every run still in flight."""
+    from rankwright.agent.spec import SpecError
+    from rankwright.executors import LocalExecutor
+    from rankwright.store import open_store
+
+    spec, _ = _load(spec_path)
+    store = open_store()
+    campaign = store.campaign(spec.name)
+    if campaign is None:
+        raise SpecError(f"campaign {spec.name!r} is not in the store: run `rankwright plan {spec_path}` first")
+    allowed, new = _MOVES[command]
+    if campaign.status not in allowed:
+        raise SpecError(f"cannot {command} campaign {spec.name!r} while it is {campaign.status}")
+    store.set_campaign_status(campaign.id, new)
+    cancelled = 0
+    if command == "stop":
+        executor = LocalExecutor(Path(spec.allowed_paths[0]).resolve() / "runs", max_parallel=spec.max_parallel)
+        from rankwright.store.records import ExperimentStatus
+
+        for e in store.experiments(campaign.id):
+            if e.status.is_terminal:
+                continue
+            handle = e.executor_handle or executor.find(e.idempotency_key)
+            if handle:
+                executor.cancel(handle)  # settled as cancelled by the next wake's collect
+            else:  # an intent the executor never saw: nothing ran, nothing to settle
+                store.mark_finished(e.id, ExperimentStatus.CANCELLED, 0.0, None)
+            cancelled += 1
+    store.append_event(campaign.id, command, f"{command} by a person ({campaign.status} -> {new})"
+                       + (f"; cancelled {cancelled} runs" if cancelled else ""))
+    console.print(f"campaign {spec.name}: {campaign.status} -> {new}" + (f", cancelled {cancelled} runs" if cancelled else ""))
+    if command == "resume":
+        console.print(f"next: rankwright run {spec_path} (or --detach)")

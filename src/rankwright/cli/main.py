@@ -187,5 +187,24 @@ def run(
         fail(str(exc))
 
 
+def _state_command(command: str, help_text: str) -> None:
+    def act(campaign: Path = typer.Argument(..., help="campaign spec YAML")) -> None:
+        user_errors = _user_errors()
+        from rankwright.cli import campaign as commands
+
+        try:
+            commands.set_state(campaign, command)
+        except user_errors as exc:
+            fail(str(exc))
+
+    act.__doc__ = help_text
+    app.command(name=command)(act)
+
+
+_state_command("pause", "Pause a campaign: runs in flight finish, nothing new is submitted.")
+_state_command("resume", "Resume a paused campaign (then `run` or `wake` it).")
+_state_command("stop", "Stop a campaign for good and cancel the runs still in flight.")
+
+
 def main() -> None:  # pragma: no cover
     app()
