@@ -28,3 +28,14 @@ def test_criteo_sample_trains_end_to_end(tmp_path, shared_data):
     out = json.loads(result.output.strip().splitlines()[-1])
     assert out["test"]["rows"] == 391 and out["epochs_run"] == 2
     assert 0.5 < out["test"]["auc"] <= 1.0  # it learns something even from 7,200 rows
+
+
+CAMPAIGNS = sorted((Path(__file__).resolve().parents[1] / "examples" / "campaigns").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CAMPAIGNS, ids=lambda p: p.name)
+def test_example_campaigns_load_and_their_changes_fit_the_target(path):
+    from rankwright.agent.spec import load_campaign
+
+    spec, target = load_campaign(path)
+    assert spec.changes and all(target.validate_changes(c.set) for c in spec.changes)
