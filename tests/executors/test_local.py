@@ -342,15 +342,19 @@ def test_local_no_visible_gpu_runs_on_cpu_and_leaves_cuda_unset(backend: LocalBa
     assert f"CVD={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}" in ex.logs(handle)
 
 
-def test_local_claim_without_launch_reads_pending_then_lost(backend: LocalBackend) -> None:
-    ex = backend.make(pending_timeout_s=0.3)
-    handle = LocalExecutor.handle_for("exp-crashed-submitter")
+def test_local_claim_without_launch_is_launched_once_by_the_next_submit(backend: LocalBackend, tmp_path: Path) -> None:
+    ex = backend.make()
+    key = "exp-crashed-submitter"
+    handle = LocalExecutor.handle_for(key)
     (ex.root / handle).mkdir(parents=True)
-    (ex.root / handle / F.CLAIM).write_text("exp-crashed-submitter")  # submitter died right here
-    assert ex.find("exp-crashed-submitter") == handle
+    (ex.root / handle / F.CLAIM).write_text(key)  # the submitter died right here
+    assert ex.find(key) == handle
     assert ex.status(handle).status is RunStatus.PENDING
-    time.sleep(0.4)
-    assert ex.status(handle).status is RunStatus.LOST
+    marker = tmp_path / "ran.txt"
+    spec = py(f"open({str(marker)!r}, 'a').write('x')", tmp_path)
+    assert ex.submit(key, spec) == handle and ex.submit(key, spec) == handle
+    assert wait_terminal(ex, handle).status is RunStatus.SUCCEEDED
+    assert marker.read_text() == "x"
     handle2 = LocalExecutor.handle_for("exp-crashed-2")
     (ex.root / handle2).mkdir()
     (ex.root / handle2 / F.CLAIM).write_text("exp-crashed-2")
@@ -358,6 +362,18 @@ def test_local_claim_without_launch_reads_pending_then_lost(backend: LocalBacken
     backend.make().cancel(handle2)  # does not wait for a launch that will never come
     assert time.monotonic() - t0 < 1
     assert ex.status(handle2).status is RunStatus.CANCELLED
+
+
+def test_a_second_wrapper_for_one_run_exits_without_running_it(backend: LocalBackend, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ex = backend.make()
+    marker = tmp_path / "ran.txt"
+    handle = ex.submit("once", py(f"open({str(marker)!r}, 'a').write('x')", tmp_path))
+    assert wait_terminal(ex, handle).status is RunStatus.SUCCEEDED
+    again = subprocess.run([sys.executable, "-m", "rankwright.executors.wrapper", str(ex.root / handle)])
+    assert again.returncode == 0 and marker.read_text() == "x"
 
 
 def test_runspec_is_frozen_and_validated(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ resolved by asking the executor for its key, and a key is never submitted twice.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,13 @@ class WakeReport:
     reasons: list[str] = field(default_factory=list)
 
 
+def _crash_point(name: str) -> None:
+    """Fault injection for the chaos test: `RANKWRIGHT_CRASH_AT=after_submit` kills this
+    process at that point, the way a power cut would (no cleanup, no atexit)."""
+    if os.environ.get("RANKWRIGHT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def experiment_key(campaign: str, name: str, seed: int) -> str:
     return f"{campaign}/{name}/seed{seed}"
 
@@ -53,6 +62,24 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         report.state = "waiting for approval"
         return report
     plan_id, plan, _ = latest
+    planned_by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in plan["experiments"]}
+
+    def render(key: str) -> tuple[tuple[str, ...], dict]:
+        planned = planned_by_key[key]
+        changes = dict(planned["changes"])
+        if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
+            changes.setdefault(SEED_KNOB, planned["seed"])
+        command, config = target.render(changes, work_dir(root, key))
+        return tuple(command), config
+
+    def send(key: str) -> str | None:
+        """Submit one planned experiment (idempotent per key); None when the executor is full."""
+        command, config = render(key)
+        target.write_config(work_dir(root, key), config)
+        try:
+            return executor.submit(key, RunSpec(command=command, run_dir=work_dir(root, key), on_exit=on_exit))
+        except ExecutorFull:
+            return None
 
     # 1-2. reconcile and collect
     for e in store.experiments(campaign.id):
@@ -64,6 +91,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         if e.executor_handle is None:
             store.mark_submitted(e.id, handle)
         info = executor.status(handle)
+        if info.status is RunStatus.PENDING and e.idempotency_key in planned_by_key:
+            send(e.idempotency_key)  # claimed but never launched (its submitter died): launch it
+            continue
         if not info.status.is_terminal:
             continue
         result = target.read_result(work_dir(root, e.idempotency_key)) if info.status is RunStatus.SUCCEEDED else None
@@ -107,18 +137,13 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             report.reasons.append(why)
             store.append_event(campaign.id, "budget", f"not submitting {key}: {why}")
             break
-        run_dir = work_dir(root, key)
-        changes = dict(planned["changes"])
-        if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
-            changes.setdefault(SEED_KNOB, planned["seed"])
-        command, config = target.render(changes, run_dir)
-        row = known or store.record_intent(campaign.id, key, config, phase=planned["phase"], seed=planned["seed"],
-                                           reserved_cost=planned["predicted_hours"])
-        target.write_config(run_dir, config)
-        try:
-            handle = executor.submit(key, RunSpec(command=tuple(command), run_dir=run_dir, on_exit=on_exit))
-        except ExecutorFull:
+        row = known or store.record_intent(campaign.id, key, render(key)[1], phase=planned["phase"],
+                                           seed=planned["seed"], reserved_cost=planned["predicted_hours"])
+        _crash_point("after_intent")
+        handle = send(key)
+        if handle is None:
             break
+        _crash_point("after_submit")
         store.mark_submitted(row.id, handle)
         store.append_event(campaign.id, "submit", f"{key}: submitted as {handle}", plan_id=plan_id)
         report.submitted.append(key)

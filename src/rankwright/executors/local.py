@@ -59,8 +59,8 @@ class LocalExecutor(Executor):
 
     ``heartbeat_s`` is how often the wrapper rewrites its heartbeat; ``kill_grace_s`` how
     long ``cancel`` waits after SIGTERM before SIGKILL of the whole process group;
-    ``pending_timeout_s`` how long a claim without a started wrapper reads PENDING before
-    it reads LOST (the submitting process died between claim and launch).
+    A claim whose submitter died before launching reads PENDING; submitting the same key
+    again launches it (exactly once: the wrapper takes an O_EXCL start marker).
     """
 
     def __init__(
@@ -71,7 +71,6 @@ class LocalExecutor(Executor):
         gpu_ids: Sequence[str] | None = None,
         heartbeat_s: float = 5.0,
         kill_grace_s: float = 10.0,
-        pending_timeout_s: float = 60.0,
         python: str = sys.executable,
     ) -> None:
         if max_parallel < 1:
@@ -82,7 +81,6 @@ class LocalExecutor(Executor):
         self._gpu_ids = None if gpu_ids is None else [str(g) for g in gpu_ids]
         self.heartbeat_s = heartbeat_s
         self.kill_grace_s = kill_grace_s
-        self.pending_timeout_s = pending_timeout_s
         self.python = python
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -119,6 +117,14 @@ class LocalExecutor(Executor):
         folder = self.root / handle
         with self._lock():
             if (folder / F.CLAIM).exists():
+                if (folder / F.LAUNCH).exists() or (folder / F.STARTED).exists() or (folder / F.CANCEL).exists():
+                    return handle
+                # Claimed but never launched, and we hold the submit lock: the submitter died
+                # between claim and launch. Launch it now (the wrapper's O_EXCL start marker
+                # keeps a launch that did happen from running twice).
+                cuda = self._assign_gpus(spec.gpus, [h for h in self._handles() if h != handle
+                                                     and not self.status(h).status.is_terminal])
+                self._launch(folder, handle, key, spec, cuda)
                 return handle
             active = [h for h in self._handles() if not self.status(h).status.is_terminal]
             if len(active) >= self.max_parallel:
@@ -131,29 +137,33 @@ class LocalExecutor(Executor):
                 return handle
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(key)
-            F.write_json_atomic(
-                folder / F.SPEC,
-                {
-                    "key": key,
-                    "command": list(spec.command),
-                    "run_dir": str(Path(spec.run_dir).absolute()),
-                    "env": dict(spec.env),
-                    "gpus": spec.gpus,
-                    "cuda_visible_devices": cuda,
-                    "on_exit": None if spec.on_exit is None else list(spec.on_exit),
-                    "heartbeat_s": self.heartbeat_s,
-                    "kill_grace_s": max(0.0, self.kill_grace_s / 2),
-                },
-            )
-            with open(folder / F.WRAPPER_LOG, "ab") as log:
-                proc = subprocess.Popen(
-                    [self.python, "-m", "rankwright.executors.wrapper", str(folder)],
-                    start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, close_fds=True,
-                )
-            self._children[handle] = proc
-            F.write_json_atomic(folder / F.LAUNCH, {"pid": proc.pid, "start_stamp": F.start_stamp(proc.pid), "time": time.time()})
+            self._launch(folder, handle, key, spec, cuda)
         return handle
+
+    def _launch(self, folder: Path, handle: str, key: str, spec: RunSpec, cuda: str | None) -> None:
+        """Write the spec and start the detached wrapper (caller holds the submit lock)."""
+        F.write_json_atomic(
+            folder / F.SPEC,
+            {
+                "key": key,
+                "command": list(spec.command),
+                "run_dir": str(Path(spec.run_dir).absolute()),
+                "env": dict(spec.env),
+                "gpus": spec.gpus,
+                "cuda_visible_devices": cuda,
+                "on_exit": None if spec.on_exit is None else list(spec.on_exit),
+                "heartbeat_s": self.heartbeat_s,
+                "kill_grace_s": max(0.0, self.kill_grace_s / 2),
+            },
+        )
+        with open(folder / F.WRAPPER_LOG, "ab") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", "rankwright.executors.wrapper", str(folder)],
+                start_new_session=True, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, close_fds=True,
+            )
+        self._children[handle] = proc
+        F.write_json_atomic(folder / F.LAUNCH, {"pid": proc.pid, "start_stamp": F.start_stamp(proc.pid), "time": time.time()})
 
     def status(self, handle: str) -> RunInfo:
         folder = self._claimed(handle)
@@ -174,15 +184,15 @@ class LocalExecutor(Executor):
                 cpu_seconds=ended.get("cpu_seconds"), max_rss_mb=ended.get("max_rss_mb"),
                 last_heartbeat=last_beat,
             )
-        launch = F.read_json(folder / F.LAUNCH)
+        # The wrapper's own start marker wins: after a relaunch race, launch.json may name a
+        # wrapper that found the marker taken and quietly exited.
+        launch = F.read_json(folder / F.STARTED) or F.read_json(folder / F.LAUNCH)
         if launch is None and heartbeat.get("pid"):
             launch = {"pid": heartbeat["pid"], "start_stamp": None}
         if launch is None:
-            age = time.time() - (folder / F.CLAIM).stat().st_mtime
-            if (folder / F.CANCEL).exists():
-                status = RunStatus.CANCELLED
-            else:
-                status = RunStatus.PENDING if age < self.pending_timeout_s else RunStatus.LOST
+            # Claimed, never launched (or the wrapper is starting): submitting the key again
+            # launches it, so it stays PENDING rather than failing.
+            status = RunStatus.CANCELLED if (folder / F.CANCEL).exists() else RunStatus.PENDING
             return RunInfo(handle=handle, status=status)
         if F.pid_alive(int(launch["pid"]), launch.get("start_stamp")):
             status = RunStatus.RUNNING

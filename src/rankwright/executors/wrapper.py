@@ -12,6 +12,7 @@ running ``on_exit``.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -34,6 +35,12 @@ def run(folder: Path) -> int:
     if spec is None:
         print(f"no readable {F.SPEC} in {folder}", file=sys.stderr)
         return 2
+    try:  # exactly one wrapper runs a claim, even if a relaunch raced a slow first start
+        fd = os.open(folder / F.STARTED, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return 0
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"pid": os.getpid(), "start_stamp": F.start_stamp(os.getpid()), "time": time.time()}, handle)
     heartbeat_s = float(spec.get("heartbeat_s", 5.0))
     kill_grace_s = float(spec.get("kill_grace_s", 5.0))
 
