@@ -44,6 +44,22 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def cancel_in_flight(store: Store, executor: Executor, campaign_id: int) -> int:
+    """Cancel every unfinished run; intents the executor never saw are settled as cancelled
+    at no cost (nothing ran). Returns how many experiments were affected."""
+    count = 0
+    for e in store.experiments(campaign_id):
+        if e.status.is_terminal:
+            continue
+        handle = e.executor_handle or executor.find(e.idempotency_key)
+        if handle:
+            executor.cancel(handle)  # settled by the next wake's collect
+        else:
+            store.mark_finished(e.id, ExperimentStatus.CANCELLED, 0.0, None)
+        count += 1
+    return count
+
+
 def experiment_key(campaign: str, name: str, seed: int) -> str:
     return f"{campaign}/{name}/seed{seed}"
 
@@ -110,9 +126,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
     action, why = check_thresholds(policy, current)
     if action is BudgetAction.HALT:
-        for e in experiments:
-            if not e.status.is_terminal and e.executor_handle:
-                executor.cancel(e.executor_handle)
+        cancel_in_flight(store, executor, campaign.id)
         store.set_campaign_status(campaign.id, "halted")
     elif action is BudgetAction.PAUSE and campaign.status == "approved":
         store.set_campaign_status(campaign.id, "paused")

@@ -181,17 +181,9 @@ def set_state(spec_path: Path, command: str) -> None:
     cancelled = 0
     if command == "stop":
         executor = LocalExecutor(Path(spec.allowed_paths[0]).resolve() / "runs", max_parallel=spec.max_parallel)
-        from rankwright.store.records import ExperimentStatus
+        from rankwright.agent.wake import cancel_in_flight
 
-        for e in store.experiments(campaign.id):
-            if e.status.is_terminal:
-                continue
-            handle = e.executor_handle or executor.find(e.idempotency_key)
-            if handle:
-                executor.cancel(handle)  # settled as cancelled by the next wake's collect
-            else:  # an intent the executor never saw: nothing ran, nothing to settle
-                store.mark_finished(e.id, ExperimentStatus.CANCELLED, 0.0, None)
-            cancelled += 1
+        cancelled = cancel_in_flight(store, executor, campaign.id)
     store.append_event(campaign.id, command, f"{command} by a person ({campaign.status} -> {new})"
                        + (f"; cancelled {cancelled} runs" if cancelled else ""))
     console.print(f"campaign {spec.name}: {campaign.status} -> {new}" + (f", cancelled {cancelled} runs" if cancelled else ""))
