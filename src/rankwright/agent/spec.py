@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rankwright.targets import Target, TargetError, builtin_target, load_target
+from rankwright.yaml_files import read_yaml
 
 
 class SpecError(ValueError):
@@ -72,14 +72,7 @@ def _describe(error: dict[str, Any]) -> str:
 def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
     """Read, validate and resolve a campaign spec; raises `SpecError` naming what is wrong."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the campaign spec ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    document = read_yaml(path, SpecError, "campaign spec")
     if not isinstance(document, dict):
         raise SpecError(f"{path}: expected a mapping (name, target, budget, ...)")
     try:

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
@@ -134,8 +134,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         store.append_event(campaign.id, "budget", why)
         report.state, report.reasons = action.value, [why]
         return report
-    if store.campaign(spec.name).status not in ("approved", "running"):
-        report.state = store.campaign(spec.name).status
+    state = store.campaign(spec.name).status
+    if state not in ("approved", "running"):
+        report.state = state
         return report
 
     # 4-5. decide what the plan still misses, submit intent-first
@@ -145,12 +146,13 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         known = existing.get(key)
         if known is not None and (known.status is not ExperimentStatus.INTENT or known.executor_handle):
             continue
-        ok, why = can_reserve(policy, ledger(LedgerEntry(e.reserved_cost, e.actual_cost)
-                                             for e in store.experiments(campaign.id)), planned["predicted_hours"])
+        ok, why = can_reserve(policy, current, planned["predicted_hours"])
         if not ok and known is None:
             report.reasons.append(why)
             store.append_event(campaign.id, "budget", f"not submitting {key}: {why}")
             break
+        if known is None:  # the ledger in hand stays exact without re-reading every row
+            current = replace(current, reserved=current.reserved + planned["predicted_hours"])
         row = known or store.record_intent(campaign.id, key, render(key)[1], phase=planned["phase"],
                                            seed=planned["seed"], reserved_cost=planned["predicted_hours"])
         _crash_point("after_intent")

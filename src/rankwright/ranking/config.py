@@ -17,6 +17,7 @@ from rankwright.ranking.data.config import DataConfig
 from rankwright.ranking.models import ModelConfigUnion
 from rankwright.ranking.models.dnn import DNNConfig
 from rankwright.ranking.train.config import TrainConfig
+from rankwright.yaml_files import read_yaml
 
 
 DEFAULT_MODEL = "dnn"
@@ -132,16 +133,7 @@ def load_run_config(path: Path | None, overrides: Iterable[str] = ()) -> RunConf
     source = "built-in default"
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-        try:
-            document = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        document = read_yaml(path, ConfigError, "config file") or {}
         if not isinstance(document, dict):
             raise ConfigError(f"{path}: expected a mapping with data/model/train sections")
     document = apply_overrides(document, overrides)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from rankwright.targets._base import Target, TargetError
+from rankwright.yaml_files import read_yaml
 
 
 def _where(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
@@ -49,14 +49,5 @@ def target_from_dict(document: Any, source: str, root: Path | None = None) -> Ta
 def load_target(path: Path | str) -> Target:
     """Read a target YAML file; `root` defaults to the file's folder (relative paths from it)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot read the target file ({exc.strerror})") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise TargetError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    document = read_yaml(path, TargetError, "target file")
     return target_from_dict(document, str(path), root=path.parent)

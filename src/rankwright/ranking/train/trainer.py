@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from rankwright.ranking import metrics as M
+from rankwright.ranking.data.synthetic import bayes_metrics
 from rankwright.ranking.data.types import ProcessedData, TensorSplit
 from rankwright.ranking.models import build_model
 from rankwright.ranking.models._base import ModelConfig, RankingModel
@@ -325,7 +326,7 @@ class Trainer:
         result = TrainResult(
             valid=self.evaluate(self._valid),
             test=self.evaluate(self.data.test),
-            bayes_test=bayes_metrics(self.data.test),
+            bayes_test=None if self.data.test.true_probability is None else bayes_metrics(self.data.test),
             best_epoch=self.state.best_epoch,
             epochs_run=self.state.epoch,
             stopped_early=self.state.stopped_early,
@@ -340,10 +341,3 @@ class Trainer:
             files.atomic_write_json(self.run_dir / files.RESULT, result.to_dict())
             heartbeat.beat(force=True, epoch=self.state.epoch, step=self.state.step, finished=True)
         return result
-
-
-def bayes_metrics(split: TensorSplit) -> M.Metrics | None:
-    """The best any model can do on this split, when the true probabilities are known."""
-    if split.true_probability is None:
-        return None
-    return M.evaluate(split.label.numpy(), split.true_probability.numpy())

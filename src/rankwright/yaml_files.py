@@ -1,0 +1,23 @@
+"""Reading a user's YAML file with an error that says where it is wrong (shared by every
+part that reads one: run configs, campaign specs, target descriptions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
+    """The parsed document; `error` names the file, and the line and column of a syntax error."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
