@@ -385,3 +385,57 @@ def test_runspec_is_frozen_and_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         RunSpec(command=(), run_dir=tmp_path)
     assert [s for s in RunStatus if s.is_terminal] == [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST]
+
+
+# -- the active-run index ---------------------------------------------------------------------
+
+
+def test_local_index_holds_only_runs_not_ended(backend: LocalBackend, tmp_path: Path) -> None:
+    ex = backend.make()
+    index = ex.root / F.ACTIVE_INDEX
+    long = ex.submit("idx-long", py("import time; time.sleep(30)", tmp_path))
+    short = ex.submit("idx-short", py("pass", tmp_path))
+    wait_terminal(ex, short)
+    deadline = time.monotonic() + 5
+    while (index / short).exists() and time.monotonic() < deadline:  # the wrapper removes it after exit.json
+        time.sleep(0.02)
+    assert sorted(os.listdir(index)) == [long]
+    ex.cancel(long)
+    assert os.listdir(index) == []
+
+
+def test_local_submit_counts_from_the_index_not_every_run_folder(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = backend.make(max_parallel=2)
+    for i in range(6):
+        wait_terminal(ex, ex.submit(f"done-{i}", py("pass", tmp_path)))
+    deadline = time.monotonic() + 5
+    while os.listdir(ex.root / F.ACTIVE_INDEX) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    looked_at: list[str] = []
+    original = LocalExecutor.status
+    monkeypatch.setattr(LocalExecutor, "status", lambda self, h: looked_at.append(h) or original(self, h))
+    running = ex.submit("idx-new", py("import time; time.sleep(30)", tmp_path))
+    assert looked_at == []  # six finished runs, none of them read
+    ex.submit("idx-new-2", py("import time; time.sleep(30)", tmp_path))
+    assert looked_at == [running]  # only the one run the index lists
+    with pytest.raises(ExecutorFull):
+        ex.submit("idx-third", py("pass", tmp_path))
+
+
+def test_local_index_prunes_lost_runs_and_is_rebuilt_for_an_old_root(backend: LocalBackend, tmp_path: Path) -> None:
+    ex = backend.make(max_parallel=1)
+    handle = ex.submit("idx-lost", py("import time; time.sleep(30)", tmp_path))
+    pgid = int(_launch(ex, handle)["pid"])
+    wait_for(ex, handle, lambda i: i.last_heartbeat is not None)
+    os.killpg(pgid, signal.SIGKILL)  # wrapper and command die; nobody removes the entry
+    wait_for(ex, handle, lambda i: i.status is RunStatus.LOST, timeout=5)
+    assert (ex.root / F.ACTIVE_INDEX / handle).exists()
+    nxt = ex.submit("idx-after-lost", py("import time; time.sleep(30)", tmp_path))  # the slot is free again
+    assert sorted(os.listdir(ex.root / F.ACTIVE_INDEX)) == [nxt]
+    (ex.root / F.ACTIVE_INDEX / nxt).unlink()
+    os.rmdir(ex.root / F.ACTIVE_INDEX)  # a root from before the index: rebuilt by one scan
+    with pytest.raises(ExecutorFull):
+        ex.submit("idx-blocked", py("pass", tmp_path))
+    assert os.listdir(ex.root / F.ACTIVE_INDEX) == [nxt]

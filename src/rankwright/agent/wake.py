@@ -132,7 +132,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         store.set_campaign_status(campaign.id, "paused")
     if action is not BudgetAction.CONTINUE:
         store.append_event(campaign.id, "budget", why)
-        report.state, report.reasons = action.value, [why]
+        report.state, report.reasons = ("halted" if action is BudgetAction.HALT else "paused"), [why]
         return report
     state = store.campaign(spec.name).status
     if state not in ("approved", "running"):

@@ -1,5 +1,6 @@
-"""`rankwright plan`, `approve`, `status`: the campaign commands that exist so far.
-Nothing is launched before approval; the wake loop (`run`, `wake`) comes next."""
+"""The campaign commands: `plan`, `approve`, `status`, `wake`, `run`, `pause`, `resume`,
+`stop`. Nothing is launched before approval; every person's act is recorded as an event and
+rings the campaign's doorbell, so a staying-up `run` reacts at once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ def _load(spec_path: Path):
     from rankwright.agent.spec import load_campaign
 
     return load_campaign(spec_path)
+
+
+def _root(spec) -> Path:
+    """The campaign's working folder: the first allowed path (runs, locks, doorbell)."""
+    return Path(spec.allowed_paths[0]).resolve()
+
+
+def _ring(spec, why: str) -> None:
+    from rankwright.agent.doorbell import ring
+
+    root = _root(spec)
+    root.mkdir(parents=True, exist_ok=True)
+    ring(root, spec.name, why)
 
 
 def _campaign(store, spec):
@@ -89,6 +103,7 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     store.set_campaign_status(campaign.id, "approved")
     store.append_event(campaign.id, "approve", f"{who} approved plan {plan_id} with {spec.budget.amount:g} "
                        f"{spec.budget.unit}" + (" (--yes, no prompt)" if yes else ""), plan_id=plan_id)
+    _ring(spec, f"approved by {who}")
     console.print(f"plan {plan_id} approved by {who}: {spec.budget.amount:g} {spec.budget.unit}")
 
 
@@ -120,7 +135,7 @@ def _wake_once(spec_path: Path, detach: bool):
     from rankwright.store import open_store
 
     spec, target = _load(spec_path)
-    root = Path(spec.allowed_paths[0]).resolve()
+    root = _root(spec)
     root.mkdir(parents=True, exist_ok=True)
     # One agent acts on a campaign at a time; a second waits for the first to finish its step.
     with open(root / f".wake-{spec.name}.lock", "w") as lock:
@@ -137,22 +152,42 @@ def wake_step(spec_path: Path, detach: bool = True) -> None:
 
 
 def run(spec_path: Path, detach: bool, interval_s: float) -> None:
-    import time
+    """Stay up until the campaign is finished, halted or stopped; between wakes, sleep on
+    the doorbell and the executor's run-end folder, with `interval_s` as the fallback timer.
+    A paused campaign keeps the agent waiting (runs in flight are still collected) until a
+    person resumes or stops it."""
+    from rankwright.agent.doorbell import Alarm, doorbell_path
+    from rankwright.executors import LocalExecutor
 
     if detach:
         wake_step(spec_path, detach=True)
         console.print("detached: each run wakes the campaign when it ends; `rankwright status` shows progress")
         return
-    while True:
-        report = _wake_once(spec_path, detach=False)
-        for key in report.collected:
-            console.print(f"collected {key}", highlight=False)
-        for key in report.submitted:
-            console.print(f"submitted {key}", highlight=False)
-        if report.state != "running":
-            console.print(f"campaign {report.state}" + ("; " + "; ".join(report.reasons) if report.reasons else ""))
-            return
-        time.sleep(interval_s)
+    spec, _ = _load(spec_path)
+    root = _root(spec)
+    watched = [doorbell_path(root, spec.name).parent,
+               *LocalExecutor(root / "runs", max_parallel=spec.max_parallel).change_paths()]
+    said = ""
+    with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
+        while True:
+            report = _wake_once(spec_path, detach=False)
+            for key in report.collected:
+                console.print(f"collected {key}", highlight=False)
+            for key in report.submitted:
+                console.print(f"submitted {key}", highlight=False)
+            line = f"campaign {report.state}" + ("; " + "; ".join(report.reasons) if report.reasons else "")
+            if report.state in ("finished", "halted", "stopped", "waiting for approval", "draft"):
+                console.print(line)
+                return
+            if report.state != "running" and line != said:  # paused: say it once, then wait
+                console.print(f"{line}: waiting for `rankwright resume` or `stop` (Ctrl-C leaves; "
+                              "runs go on and `rankwright wake` collects them)")
+            said = line
+            try:
+                alarm.wait(interval_s)
+            except KeyboardInterrupt:
+                console.print("left the campaign hibernating; `rankwright run` or `wake` picks it up again")
+                raise typer.Exit(code=130) from None
 
 
 _MOVES = {  # command -> (statuses it may act on, new status)
@@ -180,12 +215,13 @@ def set_state(spec_path: Path, command: str) -> None:
     store.set_campaign_status(campaign.id, new)
     cancelled = 0
     if command == "stop":
-        executor = LocalExecutor(Path(spec.allowed_paths[0]).resolve() / "runs", max_parallel=spec.max_parallel)
+        executor = LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
         from rankwright.agent.wake import cancel_in_flight
 
         cancelled = cancel_in_flight(store, executor, campaign.id)
     store.append_event(campaign.id, command, f"{command} by a person ({campaign.status} -> {new})"
                        + (f"; cancelled {cancelled} runs" if cancelled else ""))
+    _ring(spec, command)
     console.print(f"campaign {spec.name}: {campaign.status} -> {new}" + (f", cancelled {cancelled} runs" if cancelled else ""))
     if command == "resume":
         console.print(f"next: rankwright run {spec_path} (or --detach)")

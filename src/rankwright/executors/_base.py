@@ -112,3 +112,11 @@ class Executor(ABC):
 
     @abstractmethod
     def logs(self, handle: str, tail_lines: int = 100) -> str: ...
+
+    def change_paths(self) -> list[Path]:
+        """Folders whose contents change when a run ends, for a waiting agent to watch.
+
+        An executor without such a place returns none (the default); the agent then
+        wakes on its timer alone, which is always correct, only slower.
+        """
+        return []

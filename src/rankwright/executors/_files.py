@@ -24,6 +24,7 @@ OUTPUT = "output.log"
 WRAPPER_LOG = "wrapper.log"
 ON_EXIT_LOG = "on_exit.log"
 CANCEL = "cancel_requested.json"
+ACTIVE_INDEX = ".active"  # in the executor root: one empty file per run not yet ended
 STARTED = "started.json"  # created with O_EXCL by the one wrapper that owns the run
 
 

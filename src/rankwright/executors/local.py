@@ -7,6 +7,12 @@ claims the folder by creating ``claim`` with O_CREAT|O_EXCL (under a lock on
 session. Everything ``status`` says is read back from the folder (see ``_files``) and from
 whether the wrapper process is alive, so any process that opens the same root sees the same
 runs.
+
+Active runs are indexed in ``root/.active``: one empty file per claimed, not-yet-ended run,
+created with the claim and removed by the wrapper right after it writes ``exit.json`` (or by
+the next count, for a run found terminal otherwise, e.g. LOST). Counting runs against
+``max_parallel`` reads this index, not every run folder, so it stays cheap with thousands of
+finished runs; and a removal there is the event `rankwright run` waits on.
 """
 
 from __future__ import annotations
@@ -122,11 +128,11 @@ class LocalExecutor(Executor):
                 # Claimed but never launched, and we hold the submit lock: the submitter died
                 # between claim and launch. Launch it now (the wrapper's O_EXCL start marker
                 # keeps a launch that did happen from running twice).
-                cuda = self._assign_gpus(spec.gpus, [h for h in self._handles() if h != handle
-                                                     and not self.status(h).status.is_terminal])
+                cuda = self._assign_gpus(spec.gpus, [h for h in self._active() if h != handle])
+                (self._index / handle).touch()
                 self._launch(folder, handle, key, spec, cuda)
                 return handle
-            active = [h for h in self._handles() if not self.status(h).status.is_terminal]
+            active = self._active()
             if len(active) >= self.max_parallel:
                 raise ExecutorFull(f"{len(active)} runs active, max_parallel={self.max_parallel}")
             cuda = self._assign_gpus(spec.gpus, active)
@@ -137,6 +143,7 @@ class LocalExecutor(Executor):
                 return handle
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(key)
+            (self._index / handle).touch()
             self._launch(folder, handle, key, spec, cuda)
         return handle
 
@@ -250,9 +257,43 @@ class LocalExecutor(Executor):
             parts.append(f"--- wrapper ---\n{wrapper}")
         return "".join(parts)
 
+    def change_paths(self) -> list[Path]:
+        self._index.mkdir(exist_ok=True)
+        return [self._index]
+
     # -- helpers --------------------------------------------------------------------------
+    @property
+    def _index(self) -> Path:
+        return self.root / F.ACTIVE_INDEX
+
     def _handles(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / F.CLAIM).exists())
+
+    def _active(self) -> list[str]:
+        """Handles of the not-terminal runs, from the index (caller holds the submit lock).
+
+        A root written before the index existed is indexed once by a full scan; entries of
+        runs that ended without their wrapper removing them (LOST, cancelled before launch)
+        are pruned here.
+        """
+        if not self._index.is_dir():
+            self._index.mkdir()
+            for handle in self._handles():
+                if not self.status(handle).status.is_terminal:
+                    (self._index / handle).touch()
+        active = []
+        for entry in sorted(os.listdir(self._index)):
+            if entry.startswith("."):
+                continue
+            try:
+                terminal = self.status(entry).status.is_terminal
+            except KeyError:  # an entry without a claimed folder: nothing runs there
+                terminal = True
+            if terminal:
+                (self._index / entry).unlink(missing_ok=True)
+            else:
+                active.append(entry)
+        return active
 
     def _assign_gpus(self, wanted: int, active: list[str]) -> str | None:
         if wanted <= 0:

@@ -4,7 +4,8 @@ The local executor starts this as the leader of a new session, detached from the
 It reads ``spec.json``, starts the command as a child in its own process group, rewrites
 ``executor_heartbeat.json`` every ``heartbeat_s`` seconds, and when the command ends
 writes ``exit.json`` (exit code, start and end time, CPU seconds and peak RSS of the
-command's process tree) atomically, then runs ``on_exit`` (whose failure changes nothing
+command's process tree) atomically, removes the run from the executor's active index, then
+runs ``on_exit`` (whose failure changes nothing
 in ``exit.json``). On SIGTERM it forwards the signal to the command, kills it after
 ``kill_grace_s`` if it is still there, records ``cancelled: true`` and exits without
 running ``on_exit``.
@@ -110,6 +111,9 @@ def run(folder: Path) -> int:
             "cancelled": terminated,
         },
     )
+    # Leave the executor's index of active runs; the removal is also the event that wakes a
+    # `rankwright run` waiting on the index folder.
+    (folder.parent / F.ACTIVE_INDEX / folder.name).unlink(missing_ok=True)
     if terminated or not spec.get("on_exit"):
         return 0
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
