@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's parser when the wheel has it: ten times faster on a spec with thousands of entries.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed document; `error` names the file, and the line and column of a syntax error."""
@@ -16,7 +19,7 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     except OSError as exc:
         raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

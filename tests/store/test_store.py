@@ -94,3 +94,24 @@ def test_a_foreign_database_is_refused(tmp_path):
         db.execute("CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(StoreError, match="not a Rankwright store"):
         open_store(f"sqlite:///{path}")
+
+
+def test_unfinished_and_key_states_agree_with_the_full_rows(url):
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    other = store.create_campaign("other", {})
+    rows = [store.record_intent(campaign.id, f"c/e{i}/seed1", {"i": i}, phase="validation", seed=1,
+                                reserved_cost=0.1 * i) for i in range(4)]
+    store.record_intent(other.id, "other/e/seed1", {}, phase="validation")
+    store.mark_submitted(rows[1].id, "h1")
+    store.mark_submitted(rows[2].id, "h2")
+    store.mark_finished(rows[2].id, ExperimentStatus.SUCCEEDED, 0.25, {"objective": 0.5})
+    store.mark_finished(rows[3].id, ExperimentStatus.CANCELLED, 0.0, None)
+    assert [e.idempotency_key for e in store.unfinished(campaign.id)] == ["c/e0/seed1", "c/e1/seed1"]
+    states = store.key_states(campaign.id)
+    full = {e.idempotency_key: e for e in store.experiments(campaign.id)}
+    assert set(states) == set(full)
+    for key, state in states.items():
+        e = full[key]
+        assert (state.id, state.status, state.executor_handle, state.reserved_cost, state.actual_cost) == \
+            (e.id, e.status, e.executor_handle, e.reserved_cost, e.actual_cost)

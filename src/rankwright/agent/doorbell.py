@@ -42,20 +42,26 @@ class Alarm:
     """
 
     def __init__(self, folders: Sequence[Path], *, tick_s: float = 1.0, debounce_ms: int = 200) -> None:
-        import watchfiles  # lazy: only a staying-up `run` needs it
-
+        """With no folders it is a plain timer (for filesystems without notifications,
+        e.g. NFS, where another machine's writes raise no local event)."""
         for folder in folders:
             Path(folder).mkdir(parents=True, exist_ok=True)
-        self._folders = [Path(f) for f in folders]
         self._stop = threading.Event()
-        self._watch: Iterator[set] = watchfiles.watch(
-            *self._folders, debounce=debounce_ms, step=50, stop_event=self._stop,
-            rust_timeout=max(50, int(tick_s * 1000)), yield_on_timeout=True, recursive=False,
-            ignore_permission_denied=True,
-        )
+        self._watch: Iterator[set] | None = None
+        if folders:
+            import watchfiles  # lazy: only a staying-up `run` needs it
+
+            self._watch = watchfiles.watch(
+                *folders, debounce=debounce_ms, step=50, stop_event=self._stop,
+                rust_timeout=max(50, int(tick_s * 1000)), yield_on_timeout=True, recursive=False,
+                ignore_permission_denied=True,
+            )
 
     def wait(self, timeout_s: float) -> list[str]:
         """Block up to ``timeout_s``; return what changed (paths), empty on the timer."""
+        if self._watch is None:
+            self._stop.wait(timeout_s)
+            return []
         deadline = time.monotonic() + timeout_s
         while True:
             changes = next(self._watch)  # returns at the latest after one tick
@@ -66,7 +72,8 @@ class Alarm:
 
     def close(self) -> None:
         self._stop.set()
-        self._watch.close()
+        if self._watch is not None:
+            self._watch.close()
 
     def __enter__(self) -> "Alarm":
         return self

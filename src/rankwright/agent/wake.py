@@ -97,10 +97,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         except ExecutorFull:
             return None
 
-    # 1-2. reconcile and collect
-    for e in store.experiments(campaign.id):
-        if e.status.is_terminal:
-            continue
+    # 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here)
+    for e in store.unfinished(campaign.id):
         handle = e.executor_handle or executor.find(e.idempotency_key)
         if handle is None:
             continue  # an intent the executor never saw: submitted below
@@ -121,9 +119,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         report.collected.append(e.idempotency_key)
 
     # 3. budget
-    experiments = store.experiments(campaign.id)
+    existing = store.key_states(campaign.id)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
-    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in existing.values())
     action, why = check_thresholds(policy, current)
     if action is BudgetAction.HALT:
         cancel_in_flight(store, executor, campaign.id)
@@ -140,7 +138,6 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         return report
 
     # 4-5. decide what the plan still misses, submit intent-first
-    existing = {e.idempotency_key: e for e in experiments}
     for planned in plan["experiments"]:
         key = experiment_key(spec.name, planned["name"], planned["seed"])
         known = existing.get(key)
@@ -164,9 +161,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         store.append_event(campaign.id, "submit", f"{key}: submitted as {handle}", plan_id=plan_id)
         report.submitted.append(key)
 
-    experiments = store.experiments(campaign.id)
     planned_keys = {experiment_key(spec.name, p["name"], p["seed"]) for p in plan["experiments"]}
-    done = {e.idempotency_key for e in experiments if e.status.is_terminal}
+    done = {key for key, e in store.key_states(campaign.id).items() if e.status.is_terminal}
     if planned_keys <= done:
         store.set_campaign_status(campaign.id, "finished")
         report.state = "finished"

@@ -151,7 +151,7 @@ def wake_step(spec_path: Path, detach: bool = True) -> None:
                   + ("; " + "; ".join(report.reasons) if report.reasons else ""), highlight=False)
 
 
-def run(spec_path: Path, detach: bool, interval_s: float) -> None:
+def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) -> None:
     """Stay up until the campaign is finished, halted or stopped; between wakes, sleep on
     the doorbell and the executor's run-end folder, with `interval_s` as the fallback timer.
     A paused campaign keeps the agent waiting (runs in flight are still collected) until a
@@ -166,7 +166,7 @@ def run(spec_path: Path, detach: bool, interval_s: float) -> None:
     spec, _ = _load(spec_path)
     root = _root(spec)
     watched = [doorbell_path(root, spec.name).parent,
-               *LocalExecutor(root / "runs", max_parallel=spec.max_parallel).change_paths()]
+               *LocalExecutor(root / "runs", max_parallel=spec.max_parallel).change_paths()] if watch else []
     said = ""
     with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
         while True:

@@ -28,8 +28,7 @@ def fail(message: str) -> None:
 
 def _user_errors():
     from rankwright.agent.spec import SpecError
-    from rankwright.ranking.config import ConfigError
-    from rankwright.ranking.data.errors import DataError
+    from rankwright.ranking.errors import ConfigError, DataError  # light: no PyTorch
     from rankwright.store import StoreError
 
     return (ConfigError, DataError, SpecError, StoreError)
@@ -175,14 +174,19 @@ def wake(
 def run(
     campaign: Path = typer.Argument(..., help="campaign spec YAML"),
     detach: bool = typer.Option(False, "--detach", help="submit and exit; runs wake the campaign when they end"),
-    interval: float = typer.Option(5.0, "--interval", help="seconds between wakes while staying up"),
+    interval: float = typer.Option(60.0, "--interval", min=0.05,
+                                   help="fallback timer: most seconds between wakes while staying up"),
+    watch: bool = typer.Option(True, "--watch/--no-watch",
+                               help="wake as soon as a run ends or a person acts (file notifications); "
+                                    "--no-watch wakes on the timer only, e.g. on NFS"),
 ) -> None:
-    """Run an approved campaign: stay up and wake periodically, or --detach."""
+    """Run an approved campaign: stay up, asleep until a run ends, a person acts or the
+    timer fires; or --detach and let each run's end wake it."""
     user_errors = _user_errors()
     from rankwright.cli import campaign as commands
 
     try:
-        commands.run(campaign, detach, interval)
+        commands.run(campaign, detach, interval, watch)
     except user_errors as exc:
         fail(str(exc))
 

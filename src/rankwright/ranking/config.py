@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rankwright.ranking.data.config import DataConfig
+from rankwright.ranking.errors import ConfigError
 from rankwright.ranking.models import ModelConfigUnion
 from rankwright.ranking.models.dnn import DNNConfig
 from rankwright.ranking.train.config import TrainConfig
@@ -21,10 +22,6 @@ from rankwright.yaml_files import read_yaml
 
 
 DEFAULT_MODEL = "dnn"
-
-
-class ConfigError(ValueError):
-    """A user's configuration is wrong; the message says where and what is allowed."""
 
 
 class RunConfig(BaseModel):

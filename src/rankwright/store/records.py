@@ -54,3 +54,14 @@ class EventRecord:
     kind: str
     message: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExperimentState:
+    """An experiment's bookkeeping without its config and metrics (cheap to load by the 10,000)."""
+
+    id: int
+    status: ExperimentStatus
+    executor_handle: str | None
+    reserved_cost: float
+    actual_cost: float | None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rankwright.store import models as m
 from rankwright.store.engine import StoreError
-from rankwright.store.records import CampaignRecord, EventRecord, ExperimentRecord, ExperimentStatus
+from rankwright.store.records import CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus
 
 
 def _utc(value: datetime) -> datetime:
@@ -158,6 +158,24 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id).order_by(m.Experiment.id))
             return [_experiment(r) for r in rows]
+
+    def unfinished(self, campaign_id: int) -> list[ExperimentRecord]:
+        """Experiments not yet settled: what a wake reconciles (few, however long the history)."""
+        terminal = [st.value for st in ExperimentStatus if st.is_terminal]
+        with self.session() as s:
+            rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id,
+                                                        m.Experiment.status.not_in(terminal)).order_by(m.Experiment.id))
+            return [_experiment(r) for r in rows]
+
+    def key_states(self, campaign_id: int) -> dict[str, ExperimentState]:
+        """Key -> (id, status, handle, reserved, actual) of every experiment, without the
+        configs and metrics: enough for the ledger and for deciding what is missing."""
+        columns = (m.Experiment.idempotency_key, m.Experiment.id, m.Experiment.status, m.Experiment.executor_handle,
+                   m.Experiment.reserved_cost, m.Experiment.actual_cost)
+        with self.session() as s:
+            rows = s.execute(select(*columns).where(m.Experiment.campaign_id == campaign_id))
+            return {key: ExperimentState(id, ExperimentStatus(status), handle, reserved, actual)
+                    for key, id, status, handle, reserved, actual in rows}
 
     # ---------------------------------------------------------------- events
     def append_event(self, campaign_id: int, kind: str, message: str, **data: Any) -> EventRecord:

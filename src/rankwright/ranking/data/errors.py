@@ -6,6 +6,6 @@ message always says where the problem is (file and line or row, column, config f
 
 from __future__ import annotations
 
+from rankwright.ranking.errors import DataError
 
-class DataError(ValueError):
-    """Bad user data or data configuration; the message names the file, row/line and field."""
+__all__ = ["DataError"]
