@@ -23,4 +23,8 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        # The parser notices an unclosed bracket or quote only where the file ends; say where it opened.
+        opened = (f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+                  if context and start else "")
+        raise error(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}{opened}") from None

@@ -67,7 +67,7 @@ def test_edges_inside_the_range_agree_too(target, path):
 def test_base_config_is_completed_and_checked():
     target = builtin_target("deepfm", {"train": {"epochs": 2}})
     assert target.base_config["model"]["name"] == "deepfm" and target.base_config["train"]["epochs"] == 2
-    assert target.cost.features(target.base_config).epochs == 2
+    assert target.cost_features(target.base_config).epochs == 2
     with pytest.raises(TargetError, match="model name|target is for"):
         builtin_target("dnn", {"model": {"name": "deepfm"}})
     with pytest.raises(TargetError, match="train.epochs"):

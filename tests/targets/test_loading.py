@@ -17,7 +17,7 @@ def write(tmp_path, text):
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ("name: [unclosed", "not valid YAML at line 1"),
+        ("name: [unclosed", "flow sequence that starts at line 1, column 7"),
         ("- just\n- a list\n", "expected a mapping"),
         ("name: t\ncommand: [run]\ncolour: red\n", "colour: unknown key"),
         ("name: t\n", "command: Field required"),

@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rankwright.targets.cost import CostModelSpec
+from rankwright.targets.cost import CostFeatures, CostModelSpec
 
 KnobKind = Literal["int", "float", "bool", "choice", "int_tuple", "str"]
 PLACEHOLDERS = ("python", "config", "run_dir", "root")
@@ -236,6 +236,19 @@ class Target(_Frozen):
     def check_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Hook for targets that can validate a whole config (the built-in one does)."""
         return config
+
+    # --- cost ---------------------------------------------------------------------------
+    def cost_features(self, config: Mapping[str, Any]) -> CostFeatures:
+        """The cost model's features of one run's config.
+
+        Read off the config at the paths `cost` names; the built-in target measures them
+        instead (the real training rows of its data and the model's per-row compute).
+        """
+        return self.cost.features(config)
+
+    def predict_hours(self, changes: Mapping[str, Any], devices: float = 1.0) -> float:
+        """The prior's predicted cost (in `cost.unit`) of one experiment with these changes."""
+        return self.cost.model().predict_hours(self.cost_features(self.config_with(changes)), devices)
 
     def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The command line and the config document of one experiment (nothing is written)."""
