@@ -96,6 +96,7 @@ class TrainResult:
     fit_seconds: float
     parameters: int
     device: str
+    embedding_parameters: int = 0  # of `parameters`, the embedding tables (what embedding_l2 penalizes)
 
     @property
     def train_samples_per_s(self) -> float:
@@ -119,6 +120,7 @@ class TrainResult:
             "train_samples_per_s": self.train_samples_per_s,
             "fit_samples_per_s": self.fit_samples_per_s,
             "parameters": self.parameters,
+            "embedding_parameters": self.embedding_parameters,
             "device": self.device,
         }
 
@@ -185,6 +187,9 @@ class Trainer:
 
     def _monitor_value(self, metrics: M.Metrics) -> float:
         return {"auc": metrics.auc, "logloss": metrics.logloss, "ne": metrics.ne}[self.config.monitor]
+
+    def _embedding_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.embedding_parameters())
 
     def _total_steps(self) -> int:
         return self.config.epochs * math.ceil(len(self._train) / self.config.batch_size)
@@ -277,6 +282,7 @@ class Trainer:
                     "start",
                     model=self.model_config.name,
                     parameters=sum(p.numel() for p in self.model.parameters()),
+                    embedding_parameters=self._embedding_parameters(),
                     device=str(self.device),
                     train_rows=len(self._train),
                     valid_rows=len(self._valid),
@@ -335,6 +341,7 @@ class Trainer:
             fit_seconds=self.state.fit_seconds,
             parameters=sum(p.numel() for p in self.model.parameters()),
             device=str(self.device),
+            embedding_parameters=self._embedding_parameters(),
         )
         if self.run_dir is not None:
             metrics_log.append("result", **result.to_dict())
