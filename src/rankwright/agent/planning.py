@@ -97,16 +97,32 @@ class PlannedExperiment:
     changes: dict[str, Any]
     seed: int
     predicted_hours: float
+    technique: str | None = None  # the knowledge-base technique a hypothesis applies
+    source: str = "spec"  # spec | history | knowledge | diagnosis | llm
+    reason: str = ""
 
 
-def make_plan(spec: CampaignSpec, target: Target) -> list[PlannedExperiment]:
-    """Validation phase of the plain policy: the baseline with seeds, then each change once.
-    (Combination and exploitation phases come with the planner of the next issue.)"""
+def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[PlannedExperiment]:
+    """Validation phase: the baseline with seeds, each listed change once, then the top
+    `spec.hypotheses.top_k` of the engine's `ranking` (those not already listed).
+    (Combination and exploitation phases come with the three-phase planner.)"""
     def hours(changes: dict[str, Any]) -> float:
-        return target.cost.model().predict_hours(target.cost.features(target.config_with(changes)))
+        return target.predict_hours(changes)
 
     plan = [PlannedExperiment("validation", "baseline", {}, seed, hours({})) for seed in range(1, spec.baseline_seeds + 1)]
-    plan += [PlannedExperiment("validation", c.name, dict(c.set), 1, hours(dict(c.set))) for c in spec.changes]
+    plan += [PlannedExperiment("validation", c.name, dict(c.set), 1, hours(dict(c.set)), reason=c.reason)
+             for c in spec.changes]
+    if ranking is not None and spec.hypotheses.top_k:
+        taken = {c.name for c in spec.changes} | {"baseline"}
+        listed = [dict(c.set) for c in spec.changes]
+        for h in ranking.hypotheses:
+            if sum(1 for p in plan if p.source != "spec") >= spec.hypotheses.top_k * spec.hypotheses.seeds:
+                break
+            if h.name in taken or h.changes in listed:
+                continue
+            plan += [PlannedExperiment("validation", h.name, dict(h.changes), seed, hours(dict(h.changes)),
+                                       technique=h.technique, source=h.source, reason=h.reason)
+                     for seed in range(1, spec.hypotheses.seeds + 1)]
     return plan
 
 
@@ -116,5 +132,7 @@ def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[Planned
         "preflight_ok": all(i.ok for i in items),
         "experiments": [asdict(p) for p in plan],
         "estimated_hours": sum(p.predicted_hours for p in plan),
+        "phases": {phase: sum(p.predicted_hours for p in plan if p.phase == phase)
+                   for phase in dict.fromkeys(p.phase for p in plan)},
         "budget": spec.budget.model_dump(),
     }

@@ -48,6 +48,14 @@ class Change(_Frozen):
     reason: str = ""
 
 
+class HypothesisPolicy(_Frozen):
+    """How many of the hypothesis engine's ranked hypotheses the validation phase tests."""
+
+    top_k: int = Field(0, ge=0, le=200, description="plan the engine's top K hypotheses besides `changes` (0: off)")
+    seeds: int = Field(1, ge=1, le=20, description="seeds per hypothesis")
+    use_llm: bool = Field(True, description="ask the LLM when one is configured (RANKWRIGHT_LLM_*)")
+
+
 class CampaignSpec(_Frozen):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     target: str = Field("builtin", description="'builtin' or the path of a target YAML")
@@ -59,6 +67,7 @@ class CampaignSpec(_Frozen):
     baseline_seeds: int = Field(3, ge=1, le=100, description="baseline repeats that measure the noise")
     allowed_paths: tuple[str, ...] = Field((".rankwright",), min_length=1)
     changes: tuple[Change, ...] = ()
+    hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -118,7 +118,13 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                            + (f", objective {result['objective']:.5g}" if result else ""), cost=cost)
         report.collected.append(e.idempotency_key)
 
-    # 3. budget
+    # 3. learn: finished comparisons become insights (only when something finished)
+    if report.collected:
+        from rankwright.agent.learning import learn
+
+        learn(store, spec, target, plan, campaign.id, lambda name, seed: experiment_key(spec.name, name, seed))
+
+    # 4. budget
     existing = store.key_states(campaign.id)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in existing.values())
@@ -137,7 +143,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         report.state = state
         return report
 
-    # 4-5. decide what the plan still misses, submit intent-first
+    # 5-6. decide what the plan still misses, submit intent-first
     for planned in plan["experiments"]:
         key = experiment_key(spec.name, planned["name"], planned["seed"])
         known = existing.get(key)

@@ -51,10 +51,21 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
 
     spec, target = _load(spec_path)  # every user error is raised before the store is opened
     items = preflight(spec, target, smoke=not skip_smoke)
-    experiments = make_plan(spec, target)
-    document = plan_document(spec, items, experiments)
     store = open_store()
+    ranking = None
+    if spec.hypotheses.top_k:
+        from rankwright.agent.learning import research
+
+        ranking, notes = research(spec, target, store, _root(spec), use_llm=spec.hypotheses.use_llm)
+        for note in notes:
+            console.print(f"[dim]{note}[/]", highlight=False)
+    experiments = make_plan(spec, target, ranking)
+    document = plan_document(spec, items, experiments)
     campaign = _campaign(store, spec)
+    if ranking is not None:
+        from rankwright.agent.learning import record_ranking
+
+        record_ranking(store, campaign.id, ranking)
     plan_id = store.record_plan(campaign.id, document, document["estimated_hours"])
     store.append_event(campaign.id, "plan", f"plan {plan_id}: {len(experiments)} experiments, "
                        f"{document['estimated_hours']:.3g} {spec.budget.unit} estimated, preflight "
@@ -67,12 +78,14 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
         checks.add_row(item.name, "[green]ok[/]" if item.ok else "[red]FAILED[/]", item.detail, item.fix)
     console.print(checks)
     table = Table(title=f"plan {plan_id}: validation phase")
-    for column in ("experiment", "seed", "changes", "predicted " + spec.budget.unit):
+    for column in ("experiment", "source", "seed", "changes", "predicted " + spec.budget.unit):
         table.add_column(column)
     for e in experiments:
-        table.add_row(e.name, str(e.seed), ", ".join(f"{k}={v}" for k, v in e.changes.items()) or "-",
+        table.add_row(e.name, e.source, str(e.seed), ", ".join(f"{k}={v}" for k, v in e.changes.items()) or "-",
                       f"{e.predicted_hours:.3g}")
     console.print(table)
+    for phase, hours in document["phases"].items():
+        console.print(f"{phase} phase: {hours:.3g} {spec.budget.unit} estimated", highlight=False)
     console.print(f"estimated {document['estimated_hours']:.3g} of {spec.budget.amount:g} {spec.budget.unit} approved-to-be")
     if not document["preflight_ok"]:
         console.print("[red]preflight failed: approval is blocked until `rankwright plan` passes[/]")
@@ -127,14 +140,16 @@ def status(spec_path: Path) -> None:
         console.print(f"  {event.time:%Y-%m-%d %H:%M:%S} {event.kind}: {event.message}", highlight=False)
 
 
-def _wake_once(spec_path: Path, detach: bool):
+def _wake_once(spec_path: Path, detach: bool, loaded=None):
+    """One wake under the campaign's lock; `loaded` is the (spec, target) pair when the
+    caller already read them (a staying-up `run` reads the spec once, not on every wake)."""
     import fcntl
 
     from rankwright.agent.wake import wake, wake_command
     from rankwright.executors import LocalExecutor
     from rankwright.store import open_store
 
-    spec, target = _load(spec_path)
+    spec, target = loaded or _load(spec_path)
     root = _root(spec)
     root.mkdir(parents=True, exist_ok=True)
     # One agent acts on a campaign at a time; a second waits for the first to finish its step.
@@ -163,14 +178,15 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
         wake_step(spec_path, detach=True)
         console.print("detached: each run wakes the campaign when it ends; `rankwright status` shows progress")
         return
-    spec, _ = _load(spec_path)
+    loaded = _load(spec_path)
+    spec = loaded[0]
     root = _root(spec)
     watched = [doorbell_path(root, spec.name).parent,
                *LocalExecutor(root / "runs", max_parallel=spec.max_parallel).change_paths()] if watch else []
     said = ""
     with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
         while True:
-            report = _wake_once(spec_path, detach=False)
+            report = _wake_once(spec_path, detach=False, loaded=loaded)
             for key in report.collected:
                 console.print(f"collected {key}", highlight=False)
             for key in report.submitted:

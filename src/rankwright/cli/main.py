@@ -29,9 +29,12 @@ def fail(message: str) -> None:
 def _user_errors():
     from rankwright.agent.spec import SpecError
     from rankwright.ranking.errors import ConfigError, DataError  # light: no PyTorch
+    from rankwright.hypotheses.insights import InsightFileError
+    from rankwright.hypotheses.knowledge import KnowledgeError
     from rankwright.store import StoreError
+    from rankwright.targets import TargetError
 
-    return (ConfigError, DataError, SpecError, StoreError)
+    return (ConfigError, DataError, SpecError, StoreError, InsightFileError, KnowledgeError, TargetError)
 
 
 @app.command()
@@ -187,6 +190,40 @@ def run(
 
     try:
         commands.run(campaign, detach, interval, watch)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def hypotheses(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    top: int = typer.Option(15, "--top", min=1, help="how many to show"),
+    dropped: bool = typer.Option(False, "--dropped", help="also list what was dropped and why"),
+) -> None:
+    """Rank the research agent's hypotheses for a campaign, with their sources and reasons."""
+    user_errors = _user_errors()
+    from rankwright.cli import research
+
+    try:
+        research.hypotheses(campaign, top, dropped)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
+def insights(
+    technique: Optional[str] = typer.Option(None, "--technique", help="only this technique"),
+    model: Optional[str] = typer.Option(None, "--model", help="only insights from this model family"),
+    export: Optional[Path] = typer.Option(None, "--export", help="write the selected insights to a JSONL file"),
+    import_: Optional[Path] = typer.Option(None, "--import", help="add the insights of a JSONL file (idempotent)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
+) -> None:
+    """List, filter, export or import the historical insights database."""
+    user_errors = _user_errors()
+    from rankwright.cli import research
+
+    try:
+        research.insights(technique, model, export, import_, as_json)
     except user_errors as exc:
         fail(str(exc))
 

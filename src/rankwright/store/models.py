@@ -95,3 +95,26 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Insight(Base):
+    """What one finished comparison taught (technique vs its baseline, in a context).
+
+    Insights outlive campaigns (no foreign key to one: they are also imported from other
+    teams' stores) and are written once; `uid` makes export and import idempotent.
+    """
+
+    __tablename__ = "insights"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    technique: Mapped[str] = mapped_column(String(200), index=True)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    effect: Mapped[float] = mapped_column(Float)  # relative change of the objective, negative = better
+    effect_se: Mapped[float] = mapped_column(Float)
+    seeds: Mapped[int] = mapped_column(Integer)
+    noise: Mapped[float] = mapped_column(Float)
+    cost_factor: Mapped[float] = mapped_column(Float)
+    campaign: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

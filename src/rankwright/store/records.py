@@ -65,3 +65,18 @@ class ExperimentState:
     executor_handle: str | None
     reserved_cost: float
     actual_cost: float | None
+
+
+@dataclass(frozen=True)
+class InsightRecord:
+    uid: str
+    technique: str
+    changes: dict[str, Any]
+    context: dict[str, Any]
+    effect: float
+    effect_se: float
+    seeds: int
+    noise: float
+    cost_factor: float
+    campaign: str
+    created_at: datetime

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rankwright.store import models as m
 from rankwright.store.engine import StoreError
-from rankwright.store.records import CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus
+from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
+                                      InsightRecord)
 
 
 def _utc(value: datetime) -> datetime:
@@ -189,3 +190,42 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(m.Event).where(m.Event.campaign_id == campaign_id).order_by(m.Event.id))
             return [_event(r) for r in rows]
+
+    # -------------------------------------------------------------- insights
+    _INSIGHT_FIELDS = ("uid", "technique", "changes", "context", "effect", "effect_se", "seeds", "noise",
+                       "cost_factor", "campaign")
+
+    def add_insight(self, **fields: Any) -> bool:
+        """Write one insight unless its uid is already stored; True when it was new."""
+        missing = [f for f in self._INSIGHT_FIELDS if f not in fields]
+        if missing:
+            raise ValueError(f"an insight needs {missing}")
+        with self.session() as s:
+            if s.scalars(select(m.Insight.id).where(m.Insight.uid == fields["uid"])).first() is not None:
+                return False
+            s.add(m.Insight(**{f: fields[f] for f in self._INSIGHT_FIELDS}))
+            return True
+
+    def insights(self, technique: str | None = None) -> list[InsightRecord]:
+        with self.session() as s:
+            query = select(m.Insight).order_by(m.Insight.id)
+            if technique is not None:
+                query = query.where(m.Insight.technique == technique)
+            return [InsightRecord(**{f: getattr(r, f) for f in self._INSIGHT_FIELDS}, created_at=_utc(r.created_at))
+                    for r in s.scalars(query)]
+
+    # ------------------------------------------------------------ hypotheses
+    def replace_hypotheses(self, campaign_id: int, hypotheses: list[dict[str, Any]]) -> None:
+        """The campaign's current ranked hypotheses (name, source, changes, expected_effect,
+        probability, expected_cost, reason), replacing the last ranking; the event log keeps
+        the history of rankings."""
+        with self.session() as s:
+            for row in s.scalars(select(m.Hypothesis).where(m.Hypothesis.campaign_id == campaign_id)):
+                s.delete(row)
+            s.add_all(m.Hypothesis(campaign_id=campaign_id, **h) for h in hypotheses)
+
+    def hypotheses(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(m.Hypothesis).where(m.Hypothesis.campaign_id == campaign_id).order_by(m.Hypothesis.id))
+            return [{"name": r.name, "source": r.source, "changes": r.changes, "expected_effect": r.expected_effect,
+                     "probability": r.probability, "expected_cost": r.expected_cost, "reason": r.reason} for r in rows]

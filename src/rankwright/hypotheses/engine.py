@@ -1,0 +1,201 @@
+"""The hypothesis engine: candidates from the knowledge base, the insights of past campaigns,
+the diagnosis of the baseline and (optionally) an LLM, scored and ranked by expected value
+per unit of cost, with duplicates and conflicts removed and every rank explained.
+
+Effects are relative changes of validation NE (negative = better). A hypothesis's score is
+its expected improvement E[max(0, -effect)] under a normal belief about the effect, divided
+by its cost factor: a likely small gain, a long shot with a large upside and a cheap trial
+are put on one scale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from rankwright.hypotheses.insights import Context, Insight, prior_for
+
+# How far a matching diagnosis moves a technique's expected effect, in prior standard
+# deviations toward helping, at full strength: the diagnosis says "this applies here" but
+# is not a measurement of the effect.
+DIAGNOSIS_SHIFT = 0.75
+HISTORY_WEIGHT = 0.5  # summed similarity above which history is named the main source
+LLM_SD_FLOOR = 0.002  # an LLM's claimed effect is an opinion: never tighter than this
+# Every experiment pays fixed costs (start, data loading, evaluation, a slot in the queue)
+# whatever its technique, so no trial counts as cheaper than half a baseline run.
+MIN_COST_FACTOR = 0.5
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    name: str
+    source: str  # the main one: history | knowledge | diagnosis | llm
+    sources: tuple[str, ...]
+    changes: dict[str, Any]
+    expected_effect: float
+    effect_sd: float
+    p_success: float  # P(effect beats the baseline's noise)
+    expected_improvement: float  # E[max(0, -effect)], relative NE
+    cost_factor: float
+    expected_cost: float  # in the campaign's budget unit
+    score: float
+    reason: str
+    technique: str | None = None
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class Ranking:
+    hypotheses: list[Hypothesis]
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+
+    def top(self, k: int) -> list[Hypothesis]:
+        return self.hypotheses[:k]
+
+
+def _phi(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _Phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2)))
+
+
+def expected_improvement(mean: float, sd: float) -> float:
+    """E[max(0, -effect)] for effect ~ N(mean, sd^2)."""
+    z = -mean / sd
+    return sd * _phi(z) + (-mean) * _Phi(z)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.2f}%"
+
+
+def _key(changes: Mapping[str, Any]) -> str:
+    return json.dumps(changes, sort_keys=True, default=str)
+
+
+def rank_hypotheses(
+    *,
+    kb: Any,
+    model_family: str,
+    knob_paths: set[str],
+    current: Mapping[str, Any],
+    validate: Callable[[dict[str, Any]], dict[str, Any]],
+    context: Context,
+    insights: Iterable[Insight] = (),
+    findings: Sequence[Any] = (),
+    llm_suggestions: Sequence[Any] = (),
+    noise: float = 0.001,
+    baseline_cost: float = 1.0,
+) -> Ranking:
+    """Rank every applicable hypothesis for one baseline.
+
+    `current` maps knob paths to the baseline's values; `validate` is the target's
+    `validate_changes`; `noise` is the relative NE improvement that counts as beyond the
+    baseline's noise; `findings` come from `diagnosis.diagnose*`, `llm_suggestions` from
+    `llm.suggest` (already validated).
+    """
+    insights = list(insights)
+    dropped: list[tuple[str, str]] = []
+    scored: list[Hypothesis] = []
+    by_signal: dict[str, Any] = {}
+    for finding in sorted(findings, key=lambda f: -f.strength):
+        by_signal.setdefault(finding.signal, finding)
+
+    for technique in kb.for_model(model_family):
+        if not technique.applicable(knob_paths):
+            continue
+        try:
+            changes = technique.apply(current)
+        except Exception as exc:  # noqa: BLE001 - a technique that cannot apply here is dropped, with why
+            dropped.append((technique.id, f"cannot apply to this baseline: {exc}"))
+            continue
+        changes = {k: v for k, v in changes.items() if current.get(k) != v}
+        if not changes:
+            dropped.append((technique.id, "the baseline already has these settings"))
+            continue
+        try:
+            changes = validate(changes)
+        except Exception as exc:  # noqa: BLE001 - the target's own validation error is the reason
+            dropped.append((technique.id, f"invalid on this target: {exc}"))
+            continue
+        prior = prior_for(technique.id, technique.prior.effect, technique.prior.sd, context, insights)
+        if prior.failed_here is not None:
+            f = prior.failed_here
+            dropped.append((technique.id, f"not proposed again: it did not help in the same context in campaign "
+                                          f"{f.campaign!r} ({_pct(f.effect)} NE, noise {_pct(-f.noise)})"))
+            continue
+        mean, sd = prior.mean, prior.sd
+        sources, notes = ["knowledge"], [f"knowledge prior {_pct(technique.prior.effect)} NE "
+                                         f"(sd {technique.prior.sd * 100:.2f}%; {technique.prior.evidence})"]
+        if prior.evidence:
+            sources.append("history")
+            best, w = max(prior.evidence, key=lambda e: e[1])
+            notes.append(f"history: {len(prior.evidence)} insight(s), total similarity {prior.evidence_weight:.2f}; "
+                         f"closest: campaign {best.campaign!r} at similarity {w:.2f} measured {_pct(best.effect)} NE")
+        for failed, changed in prior.failed_elsewhere:
+            notes.append(f"did not help in campaign {failed.campaign!r} ({_pct(failed.effect)} NE) but the context "
+                         f"changed ({', '.join(changed) or 'slightly'}), so it is proposed again")
+        matched = [by_signal[s] for s in technique.signals if s in by_signal]
+        if matched:
+            finding = max(matched, key=lambda f: f.strength)
+            mean -= DIAGNOSIS_SHIFT * finding.strength * sd
+            sources.append("diagnosis")
+            notes.append(f"diagnosis ({finding.signal}, strength {finding.strength:.2f}): {finding.reason}")
+        main = "history" if prior.evidence_weight >= HISTORY_WEIGHT else ("diagnosis" if matched else "knowledge")
+        scored.append(_score(technique.id, main, tuple(sources), changes, mean, sd, technique.cost_factor,
+                             baseline_cost, noise, notes, technique.id))
+
+    for suggestion in llm_suggestions:
+        sd = max(abs(suggestion.expected_effect) * (2.0 - suggestion.confidence), LLM_SD_FLOOR)
+        scored.append(_score(f"llm:{suggestion.name}", "llm", ("llm",), dict(suggestion.changes),
+                             suggestion.expected_effect, sd, 1.0, baseline_cost, noise,
+                             [f"LLM: {suggestion.reason} (claimed {_pct(suggestion.expected_effect)} NE, "
+                              f"confidence {suggestion.confidence:.2f}; cost assumed equal to the baseline's)"], None))
+
+    scored.sort(key=lambda h: (-h.score, h.name))
+    kept: list[Hypothesis] = []
+    seen: dict[str, str] = {}
+    for h in scored:
+        key = _key(h.changes)
+        if key in seen:
+            dropped.append((h.name, f"duplicate of {seen[key]} (same changes)"))
+            continue
+        clash = next((k for k in kept if _conflict(kb, h, k)), None)
+        if clash is not None:
+            dropped.append((h.name, f"conflicts with {clash.name}, ranked higher "
+                                    f"(both change {', '.join(sorted(set(h.changes) & set(clash.changes)))})"))
+            continue
+        seen[key] = h.name
+        kept.append(h)
+    total = len(kept)
+    ranked = [replace(h, rank=i + 1, reason=f"rank {i + 1} of {total}: " + h.reason) for i, h in enumerate(kept)]
+    return Ranking(ranked, dropped)
+
+
+def _conflict(kb: Any, a: Hypothesis, b: Hypothesis) -> bool:
+    """Declared conflicts between techniques (opposite moves of one knob); an LLM suggestion
+    conflicts with anything that sets one of its knobs to another value. Techniques that
+    merely share a knob (a learning-rate change and a batch-size change with rate scaling)
+    are alternatives worth testing one by one."""
+    if a.technique and b.technique:
+        return bool(kb.conflicts(a.technique, b.technique))
+    shared = set(a.changes) & set(b.changes)
+    return any(a.changes[k] != b.changes[k] for k in shared)
+
+
+def _score(name: str, source: str, sources: tuple[str, ...], changes: dict[str, Any], mean: float, sd: float,
+           cost_factor: float, baseline_cost: float, noise: float, notes: list[str], technique: str | None) -> Hypothesis:
+    ei = expected_improvement(mean, sd)
+    p = _Phi((-noise - mean) / sd)
+    cost_factor = max(cost_factor, MIN_COST_FACTOR)
+    head = (f"expected {_pct(mean)} NE (sd {sd * 100:.2f}%), P(beats the noise of {noise * 100:.2f}%) {p:.2f}, "
+            f"expected gain {ei * 100:.3f}% at cost x{cost_factor:.2f}")
+    return Hypothesis(
+        name=name, source=source, sources=sources, changes=changes, expected_effect=mean, effect_sd=sd, p_success=p,
+        expected_improvement=ei, cost_factor=cost_factor, expected_cost=cost_factor * baseline_cost,
+        score=ei / cost_factor, reason=head + ". " + "; ".join(notes), technique=technique,
+    )

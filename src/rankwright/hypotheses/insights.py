@@ -1,0 +1,246 @@
+"""The historical insights database: what every finished comparison taught, and the prior it
+gives a technique in a new campaign.
+
+An insight is one technique against its baseline in one context (model family, data size,
+fields and their cardinality, baseline NE, fidelity), with the effect on the objective as a
+relative change of NE (negative = better), its standard error and its cost. For a new
+context, a technique's prior is the knowledge base's prior updated by the insights of that
+technique, each weighted by how similar its context is (normal-normal shrinkage: thin or
+distant evidence leaves the knowledge-base prior nearly as it was).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+# How far apart two contexts may be before their evidence stops counting: one unit of each
+# scale below is "clearly a different setting" (distance 1 -> weight exp(-1/2) = 0.61).
+_SCALES = {
+    "log10_rows": 1.0,  # a factor 10 in training rows
+    "fields": 20.0,  # 20 more or fewer feature fields
+    "log10_cardinality": 1.5,  # a factor ~30 in mean vocabulary size
+    "baseline_ne": 0.15,  # a baseline NE 0.15 apart (e.g. 0.80 vs 0.95)
+    "log10_fidelity": 1.0,  # a factor 10 in the share of data and epochs
+}
+OTHER_FAMILY_WEIGHT = 0.3  # a DCNv2 insight says something, not much, about a DNN
+SAME_CONTEXT = 0.9  # similarity above which a context counts as "the same" (no re-proposal)
+# Effects vary between contexts even when measured exactly: the spread of a technique's true
+# effect around its prior mean in a context that looks identical (relative NE).
+CONTEXT_SPREAD = 0.0005
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a comparison was made; what similarity is measured on."""
+
+    model_family: str
+    rows: float
+    fields: int
+    mean_cardinality: float | None  # None: unknown (e.g. an external target)
+    baseline_ne: float | None  # None: the baseline has not run yet
+    fidelity: float = 1.0
+    task: str = ""  # free text, e.g. the data source or the synthetic structure; shown, not compared
+
+    def features(self) -> dict[str, float]:
+        """What is known; an unknown feature is left out of the similarity, not guessed."""
+        out = {"log10_rows": math.log10(max(self.rows, 1.0)), "log10_fidelity": math.log10(max(self.fidelity, 1e-6))}
+        if self.fields:
+            out["fields"] = float(self.fields)
+        if self.mean_cardinality is not None:
+            out["log10_cardinality"] = math.log10(max(self.mean_cardinality, 1.0))
+        if self.baseline_ne is not None:
+            out["baseline_ne"] = self.baseline_ne
+        return out
+
+    def differences(self, other: "Context") -> list[str]:
+        """What changed between two contexts, in words (for "proposed again because ...")."""
+        out = []
+        if self.model_family != other.model_family:
+            out.append(f"model {other.model_family} -> {self.model_family}")
+        a, b = other.features(), self.features()
+        for key, scale in _SCALES.items():
+            if key in a and key in b and abs(a[key] - b[key]) > 0.25 * scale:
+                name = {"log10_cardinality": "mean_cardinality"}.get(key, key.replace("log10_", ""))
+                out.append(f"{name} {getattr(other, name):.4g} -> {getattr(self, name):.4g}")
+        return out
+
+
+def similarity(a: Context, b: Context) -> float:
+    """1 for the same context, falling toward 0 as contexts differ (Gaussian kernel)."""
+    fa, fb = a.features(), b.features()
+    d2 = sum(((fa[k] - fb[k]) / s) ** 2 for k, s in _SCALES.items() if k in fa and k in fb)
+    w = math.exp(-0.5 * d2)
+    return w if a.model_family == b.model_family else w * OTHER_FAMILY_WEIGHT
+
+
+@dataclass(frozen=True)
+class Insight:
+    technique: str
+    changes: dict[str, Any]
+    context: Context
+    effect: float  # mean relative NE change vs the baseline, negative = better
+    effect_se: float  # its standard error (seeds of both arms)
+    seeds: int
+    noise: float  # the baseline's noise threshold at the time (relative NE)
+    cost_factor: float  # run cost relative to the baseline's
+    campaign: str
+    uid: str = ""
+
+    @property
+    def helped(self) -> bool:
+        return self.effect < -self.noise
+
+    @property
+    def conclusive_failure(self) -> bool:
+        """Measured not to help: the effect is no better than noise."""
+        return self.effect >= -self.noise
+
+    def with_uid(self) -> "Insight":
+        body = json.dumps([self.technique, self.changes, asdict(self.context), self.campaign], sort_keys=True,
+                          default=str)
+        return Insight(**{**self.__dict__, "uid": hashlib.sha256(body.encode()).hexdigest()[:24]})
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["context"] = asdict(self.context)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Insight":
+        fields_ = dict(data)
+        fields_["context"] = Context(**fields_["context"])
+        return cls(**fields_)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A technique's expected effect in one context and where the number comes from."""
+
+    mean: float
+    sd: float
+    evidence: list[tuple[Insight, float]] = field(default_factory=list)  # (insight, weight)
+    failed_here: Insight | None = None  # a conclusive failure in (nearly) the same context
+    failed_elsewhere: list[tuple[Insight, list[str]]] = field(default_factory=list)
+
+    @property
+    def evidence_weight(self) -> float:
+        return sum(w for _, w in self.evidence)
+
+
+def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, insights: Iterable[Insight]) -> Prior:
+    """The knowledge-base prior N(kb_mean, kb_sd^2) updated by similar insights.
+
+    Each insight is a noisy measurement of the technique's effect in this context: its
+    variance is its standard error squared plus the context spread, divided by its
+    similarity weight (a distant context counts as a much noisier measurement).
+    """
+    precision = 1.0 / kb_sd**2
+    weighted = kb_mean * precision
+    evidence, failed_here, failed_elsewhere = [], None, []
+    for insight in insights:
+        if insight.technique != technique:
+            continue
+        w = similarity(context, insight.context)
+        if w < 1e-3:
+            continue
+        p = w / (insight.effect_se**2 + CONTEXT_SPREAD**2)
+        precision += p
+        weighted += p * insight.effect
+        evidence.append((insight, w))
+        if insight.conclusive_failure:
+            if w >= SAME_CONTEXT:
+                if failed_here is None or insight.effect > failed_here.effect:
+                    failed_here = insight
+            else:
+                failed_elsewhere.append((insight, context.differences(insight.context)))
+    return Prior(weighted / precision, math.sqrt(1.0 / precision), evidence, failed_here, failed_elsewhere)
+
+
+def relative_effect(candidate_ne: Sequence[float], baseline_ne: Sequence[float]) -> tuple[float, float]:
+    """Mean relative NE change of a candidate against its baseline, and its standard error.
+
+    With a single seed on a side, that side's spread is borrowed from the other (and from a
+    floor of 0.05% NE), so one lucky seed never reads as certainty.
+    """
+    mb = sum(baseline_ne) / len(baseline_ne)
+    mc = sum(candidate_ne) / len(candidate_ne)
+    sb, sc = _sd(baseline_ne), _sd(candidate_ne)
+    floor = 0.0005 * abs(mb)
+    sb = max(sb if sb is not None else (sc or 0.0), floor)
+    sc = max(sc if sc is not None else sb, floor)
+    se = math.sqrt(sb**2 / len(baseline_ne) + sc**2 / len(candidate_ne)) / abs(mb)
+    return (mc - mb) / abs(mb), se
+
+
+def noise_threshold(baseline_ne: Sequence[float], candidate_seeds: int) -> float:
+    """How much better (relative NE) a candidate must look to count as beyond the baseline's
+    noise: two standard errors of the difference of means, from the baseline's seed spread."""
+    mb = abs(sum(baseline_ne) / len(baseline_ne))
+    sb = max(_sd(baseline_ne) or 0.0, 0.0005 * mb)
+    return 2.0 * sb * math.sqrt(1.0 / len(baseline_ne) + 1.0 / max(candidate_seeds, 1)) / mb
+
+
+def _sd(xs: Sequence[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+# -- the store and files ---------------------------------------------------------------------
+
+
+def from_record(record: Any) -> Insight:
+    return Insight(technique=record.technique, changes=dict(record.changes), context=Context(**record.context),
+                   effect=record.effect, effect_se=record.effect_se, seeds=record.seeds, noise=record.noise,
+                   cost_factor=record.cost_factor, campaign=record.campaign, uid=record.uid)
+
+
+def save(store: Any, insight: Insight) -> bool:
+    """Store one insight (idempotent by uid); True when it was new."""
+    insight = insight if insight.uid else insight.with_uid()
+    data = insight.to_json()
+    return store.add_insight(**data)
+
+
+def load_all(store: Any, technique: str | None = None) -> list[Insight]:
+    return [from_record(r) for r in store.insights(technique)]
+
+
+class InsightFileError(ValueError):
+    """An insights file to import is malformed; the message names the file and line."""
+
+
+def export_jsonl(insights: Iterable[Insight], path: Any) -> int:
+    """One JSON object per line: a format a team can diff, merge and share."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for insight in insights:
+            f.write(json.dumps((insight if insight.uid else insight.with_uid()).to_json(), sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: Any) -> list[Insight]:
+    """Every insight in the file, or an error naming the first bad line (nothing half-read)."""
+    out = []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise InsightFileError(f"{path}: cannot read ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            insight = Insight.from_json(json.loads(line))
+            float(insight.effect), float(insight.effect_se), int(insight.seeds)
+            if not insight.technique or insight.effect_se < 0 or not math.isfinite(insight.effect):
+                raise ValueError("technique must be named, effect finite and effect_se >= 0")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InsightFileError(f"{path}, line {number}: not an insight ({exc})") from None
+        out.append(insight if insight.uid else insight.with_uid())
+    return out

@@ -1,0 +1,156 @@
+"""Insights: similarity-weighted priors shrunk toward the knowledge base, no re-proposal of
+what failed in the same context, export/import; ranking by expected value per unit cost with
+duplicates and conflicts removed and every rank explained."""
+
+import json
+import math
+
+import pytest
+
+from rankwright.hypotheses.engine import expected_improvement, rank_hypotheses
+from rankwright.hypotheses.insights import (
+    Context, Insight, InsightFileError, export_jsonl, load_all, noise_threshold, prior_for, read_jsonl,
+    relative_effect, save, similarity,
+)
+from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
+from rankwright.store import open_store
+
+CTX = Context("dnn", rows=100_000, fields=24, mean_cardinality=1000, baseline_ne=0.85, task="pairwise")
+
+
+def insight(technique="dropout_up", effect=-0.01, se=0.001, context=CTX, campaign="c1", noise=0.002):
+    return Insight(technique=technique, changes={"model.dropout": 0.5}, context=context, effect=effect,
+                   effect_se=se, seeds=2, noise=noise, cost_factor=1.0, campaign=campaign).with_uid()
+
+
+def test_similarity_is_one_for_the_same_context_and_falls_with_distance():
+    assert similarity(CTX, CTX) == pytest.approx(1.0)
+    bigger = Context("dnn", rows=10_000_000, fields=24, mean_cardinality=1000, baseline_ne=0.85)
+    other_model = Context("dcnv2", rows=100_000, fields=24, mean_cardinality=1000, baseline_ne=0.85)
+    assert similarity(CTX, bigger) < 0.2
+    assert similarity(CTX, other_model) == pytest.approx(0.3)
+
+
+def test_thin_evidence_stays_near_the_prior_and_strong_close_evidence_moves_it():
+    none = prior_for("dropout_up", 0.0, 0.003, CTX, [])
+    assert (none.mean, none.sd) == (0.0, 0.003)
+    far = Context("dnn", rows=10_000_000, fields=60, mean_cardinality=1e6, baseline_ne=0.6)
+    thin = prior_for("dropout_up", 0.0, 0.003, CTX, [insight(context=far, se=0.005)])
+    strong = prior_for("dropout_up", 0.0, 0.003, CTX, [insight(se=0.0005), insight(se=0.0005, campaign="c2")])
+    assert abs(thin.mean) < 0.0005  # distant, noisy: shrunk almost back to the prior
+    assert strong.mean < -0.008 and strong.sd < 0.001
+    assert prior_for("other", 0.0, 0.003, CTX, [insight()]).evidence == []  # other techniques do not count
+
+
+def test_a_failure_in_the_same_context_is_not_proposed_again_but_a_changed_context_is_and_says_why():
+    kb = load_knowledge_base()
+    from rankwright.targets.builtin import builtin_target
+
+    target = builtin_target("dnn")
+    paths = {k.path for k in target.knobs}
+    current = knob_values(target.base_config, paths)
+    failed = insight(technique="dropout_up", effect=+0.004)
+    ranking = rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths, current=current,
+                              validate=target.validate_changes, context=CTX, insights=[failed], noise=0.002)
+    names = [h.name for h in ranking.hypotheses]
+    assert "dropout_up" not in names
+    assert any(n == "dropout_up" and "same context" in why and "c1" in why for n, why in ranking.dropped)
+    moved = Context("dnn", rows=10_000_000, fields=24, mean_cardinality=1000, baseline_ne=0.85)
+    again = rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths, current=current,
+                            validate=target.validate_changes, context=moved, insights=[failed], noise=0.002)
+    proposed = {h.name: h for h in again.hypotheses}
+    if "dropout_up" in proposed:  # it may still lose a declared conflict; then the drop says so
+        assert "context changed" in proposed["dropout_up"].reason and "rows" in proposed["dropout_up"].reason
+    else:
+        assert any(n == "dropout_up" and "conflicts" in why for n, why in again.dropped)
+
+
+def test_ranking_is_by_expected_gain_per_cost_with_sources_and_explanations():
+    kb = load_knowledge_base()
+    from rankwright.targets.builtin import builtin_target
+
+    target = builtin_target("dnn")
+    paths = {k.path for k in target.knobs}
+    current = knob_values(target.base_config, paths)
+    helped = insight(technique="embedding_l2_light", effect=-0.02, se=0.001)
+    ranking = rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths, current=current,
+                              validate=target.validate_changes, context=CTX, insights=[helped], noise=0.002)
+    hs = ranking.hypotheses
+    assert [h.rank for h in hs] == list(range(1, len(hs) + 1)) and len(hs) >= 10
+    assert all(a.score >= b.score for a, b in zip(hs, hs[1:]))
+    top = hs[0]
+    assert top.name == "embedding_l2_light" and top.source == "history" and "history" in top.sources
+    assert top.reason.startswith(f"rank 1 of {len(hs)}") and "campaign 'c1'" in top.reason
+    assert all(h.reason and h.expected_cost > 0 and 0 <= h.p_success <= 1 for h in hs)
+    keys = [json.dumps(h.changes, sort_keys=True) for h in hs]
+    assert len(keys) == len(set(keys))  # no duplicates
+    for a in hs:  # no declared conflict survives
+        for b in hs:
+            assert a is b or not kb.conflicts(a.name, b.name)
+    assert any("conflicts with" in why for _, why in ranking.dropped)
+    assert any("already has" in why for _, why in ranking.dropped)  # no-op techniques are named, not hidden
+
+
+def test_diagnosis_moves_matching_techniques_up_and_says_why():
+    from dataclasses import dataclass
+
+    from rankwright.targets.builtin import builtin_target
+
+    @dataclass(frozen=True)
+    class F:
+        signal: str
+        strength: float
+        reason: str
+
+    kb = load_knowledge_base()
+    target = builtin_target("dnn")
+    paths = {k.path for k in target.knobs}
+    current = knob_values(target.base_config, paths)
+    args = dict(kb=kb, model_family="dnn", knob_paths=paths, current=current, validate=target.validate_changes,
+                context=CTX, noise=0.002)
+    plain = {h.name: h for h in rank_hypotheses(**args).hypotheses}
+    diagnosed = rank_hypotheses(**args, findings=[F("overfitting", 1.0, "validation NE rose after epoch 2")])
+    matched = [h for h in diagnosed.hypotheses if "diagnosis" in h.sources]
+    both = [h for h in matched if h.name in plain]  # (a conflict may keep another member of a pair)
+    assert both
+    for h in both:
+        assert h.expected_effect < plain[h.name].expected_effect
+    assert all("validation NE rose after epoch 2" in h.reason for h in matched)
+
+
+def test_expected_improvement_matches_a_numeric_integral():
+    mean, sd = 0.001, 0.003
+    xs = [mean + sd * (i / 1000.0) for i in range(-8000, 8001)]
+    dens = [math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)) for x in xs]
+    numeric = sum(max(0.0, -x) * d for x, d in zip(xs, dens)) * (sd / 1000.0)
+    assert expected_improvement(mean, sd) == pytest.approx(numeric, rel=1e-3)
+
+
+def test_relative_effect_and_noise_threshold():
+    effect, se = relative_effect([0.80, 0.80], [0.90, 0.92, 0.88, 0.90])
+    assert effect == pytest.approx((0.8 - 0.9) / 0.9)
+    assert se > 0
+    noise = noise_threshold([0.90, 0.92, 0.88, 0.90], 2)
+    assert noise == pytest.approx(2 * 0.016330 * math.sqrt(1 / 4 + 1 / 2) / 0.9, rel=1e-3)
+
+
+def test_insights_round_trip_through_the_store_and_files(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    a, b = insight(), insight(technique="embedding_dim_up", effect=0.001)
+    assert save(store, a) and save(store, b) and not save(store, a)  # idempotent by uid
+    assert [i.technique for i in load_all(store)] == ["dropout_up", "embedding_dim_up"]
+    path = tmp_path / "team.jsonl"
+    assert export_jsonl(load_all(store), path) == 2
+    other = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    imported = read_jsonl(path)
+    assert [save(other, i) for i in imported] == [True, True]
+    assert [save(other, i) for i in imported] == [False, False]  # importing twice adds nothing
+    assert load_all(other) == load_all(store)
+
+
+def test_a_bad_insights_file_names_the_line_and_imports_nothing(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps(insight().to_json())
+    path.write_text(good + "\n" + '{"technique": "x"}\n')
+    with pytest.raises(InsightFileError, match="line 2"):
+        read_jsonl(path)
