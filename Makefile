@@ -22,10 +22,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks against peers (FuxiCTR); not part of the test suite. See benchmarks/README.md.
+# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine); not part of the
+# test suite. See benchmarks/README.md.
 bench: install
 	bash benchmarks/setup_bench_env.sh
 	.venv-bench/bin/python benchmarks/bench_ranking.py
+	$(BIN)/python benchmarks/bench_wake.py
+	$(BIN)/python benchmarks/bench_hypotheses.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .rankwright .pytest_cache

@@ -115,3 +115,17 @@ def test_unfinished_and_key_states_agree_with_the_full_rows(url):
         e = full[key]
         assert (state.id, state.status, state.executor_handle, state.reserved_cost, state.actual_cost) == \
             (e.id, e.status, e.executor_handle, e.reserved_cost, e.actual_cost)
+
+
+def test_batch_insights_skip_stored_uids_and_experiments_by_keys_reads_only_those(url):
+    store = open_store(url)
+    row = {"technique": "t", "changes": {"a": 1}, "context": {"model_family": "dnn"}, "effect": -0.01,
+           "effect_se": 0.001, "seeds": 2, "noise": 0.002, "cost_factor": 1.0, "campaign": "c"}
+    assert store.add_insights([{**row, "uid": "u1"}, {**row, "uid": "u2"}]) == ["u1", "u2"]
+    assert store.add_insights([{**row, "uid": "u2"}, {**row, "uid": "u3"}, {**row, "uid": "u3"}]) == ["u3"]
+    assert [i.uid for i in store.insights()] == ["u1", "u2", "u3"]
+    campaign = store.create_campaign("c", {})
+    for i in range(5):
+        store.record_intent(campaign.id, f"c/e{i}/seed1", {}, phase="validation")
+    got = store.experiments_by_keys(campaign.id, ["c/e1/seed1", "c/e3/seed1", "c/nope/seed1"])
+    assert sorted(e.idempotency_key for e in got) == ["c/e1/seed1", "c/e3/seed1"]

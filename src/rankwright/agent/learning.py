@@ -65,23 +65,31 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
 
 
 def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], campaign_id: int,
-          key_of: Any) -> list[str]:
-    """Record an insight for every planned change whose seeds and baseline seeds have all
-    succeeded (once: insights are keyed by technique, changes, context and campaign).
-    Returns the techniques learned now."""
+          key_of: Any, collected: Sequence[str]) -> list[str]:
+    """Record an insight for every comparison that the runs `collected` in this wake may
+    have completed: all seeds of a planned change and of the baseline succeeded. Only those
+    comparisons are read, so a campaign with thousands of finished experiments pays for
+    what changed. Insights are keyed by technique, changes, context and campaign, so a
+    comparison is learned once. Returns the techniques learned now."""
     by_name: dict[str, list[dict[str, Any]]] = {}
+    name_of: dict[str, str] = {}
     for p in plan["experiments"]:
         by_name.setdefault(p["name"], []).append(p)
-    if "baseline" not in by_name:
+        name_of[key_of(p["name"], p["seed"])] = p["name"]
+    touched = {name_of[k] for k in collected if k in name_of}
+    if "baseline" not in by_name or not touched:
         return []
-    done = {e.idempotency_key: e for e in store.experiments(campaign_id) if e.status.value == "succeeded" and e.metrics}
+    names = [n for n in by_name if n != "baseline" and ("baseline" in touched or n in touched)]
+    keys = [key_of(n, p["seed"]) for n in ["baseline", *names] for p in by_name[n]]
+    done = {e.idempotency_key: e for e in store.experiments_by_keys(campaign_id, keys)
+            if e.status.value == "succeeded" and e.metrics}
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
 
     def objectives(name: str) -> list[float] | None:
-        keys = [key_of(name, p["seed"]) for p in by_name[name]]
-        if not all(k in done for k in keys):
+        seeds = [key_of(name, p["seed"]) for p in by_name[name]]
+        if not all(k in done for k in seeds):
             return None
-        return [sign * float(done[k].metrics["objective"]) for k in keys]
+        return [sign * float(done[k].metrics["objective"]) for k in seeds]
 
     base = objectives("baseline")
     if not base:
@@ -90,27 +98,28 @@ def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], 
     emb = (base_rows[0].metrics.get("metrics") or {}).get("embedding_parameters")
     context = campaign_context(spec, target, [abs(b) for b in base], emb)
     base_cost = statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in base_rows)
-    learned = []
-    for name, planned in by_name.items():
-        if name == "baseline":
-            continue
+    fresh: list[Insight] = []
+    for name in names:
         values = objectives(name)
         if values is None:
             continue
         effect, se = relative_effect(values, base)
-        rows = [done[key_of(name, p["seed"])] for p in planned]
-        insight = Insight(
-            technique=planned[0].get("technique") or name, changes=dict(planned[0]["changes"]), context=context,
-            effect=effect, effect_se=se, seeds=len(values), noise=noise_threshold(base, len(values)),
+        rows = [done[key_of(name, p["seed"])] for p in by_name[name]]
+        fresh.append(Insight(
+            technique=by_name[name][0].get("technique") or name, changes=dict(by_name[name][0]["changes"]),
+            context=context, effect=effect, effect_se=se, seeds=len(values), noise=noise_threshold(base, len(values)),
             cost_factor=statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in rows) / base_cost,
             campaign=spec.name,
-        ).with_uid()
-        if save(store, insight):
-            learned.append(insight.technique)
-            store.append_event(campaign_id, "learn", f"{insight.technique}: {effect * 100:+.2f}% "
-                               f"{spec.objective.metric} (se {se * 100:.2f}%, noise {insight.noise * 100:.2f}%) "
-                               f"-> {'helped' if insight.helped else 'did not help'}")
-    return learned
+        ).with_uid())
+    new = set(store.add_insights([i.to_json() for i in fresh]))
+    learned = [i for i in fresh if i.uid in new]
+    for i in learned[:50]:  # the events explain each; a flood (a late baseline seed) is summarised
+        store.append_event(campaign_id, "learn", f"{i.technique}: {i.effect * 100:+.2f}% {spec.objective.metric} "
+                           f"(se {i.effect_se * 100:.2f}%, noise {i.noise * 100:.2f}%) -> "
+                           f"{'helped' if i.helped else 'did not help'}")
+    if len(learned) > 50:
+        store.append_event(campaign_id, "learn", f"... and {len(learned) - 50} more insights")
+    return [i.technique for i in learned]
 
 
 def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_llm: bool = True

@@ -122,7 +122,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     if report.collected:
         from rankwright.agent.learning import learn
 
-        learn(store, spec, target, plan, campaign.id, lambda name, seed: experiment_key(spec.name, name, seed))
+        learn(store, spec, target, plan, campaign.id, lambda name, seed: experiment_key(spec.name, name, seed),
+              report.collected)
 
     # 4. budget
     existing = store.key_states(campaign.id)

@@ -168,6 +168,16 @@ class Store:
                                                         m.Experiment.status.not_in(terminal)).order_by(m.Experiment.id))
             return [_experiment(r) for r in rows]
 
+    def experiments_by_keys(self, campaign_id: int, keys: list[str]) -> list[ExperimentRecord]:
+        """Just these experiments (what one comparison needs), however many the campaign has."""
+        out: list[ExperimentRecord] = []
+        with self.session() as s:
+            for start in range(0, len(keys), 500):
+                rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id,
+                                                            m.Experiment.idempotency_key.in_(keys[start:start + 500])))
+                out += [_experiment(r) for r in rows]
+        return out
+
     def key_states(self, campaign_id: int) -> dict[str, ExperimentState]:
         """Key -> (id, status, handle, reserved, actual) of every experiment, without the
         configs and metrics: enough for the ledger and for deciding what is missing."""
@@ -205,6 +215,22 @@ class Store:
                 return False
             s.add(m.Insight(**{f: fields[f] for f in self._INSIGHT_FIELDS}))
             return True
+
+    def add_insights(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Write many insights in one transaction, skipping stored uids; returns the new uids."""
+        new: list[str] = []
+        with self.session() as s:
+            uids = [r["uid"] for r in rows]
+            known: set[str] = set()
+            for start in range(0, len(uids), 500):
+                known.update(s.scalars(select(m.Insight.uid).where(m.Insight.uid.in_(uids[start:start + 500]))))
+            for r in rows:
+                if r["uid"] in known:
+                    continue
+                known.add(r["uid"])
+                s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}))
+                new.append(r["uid"])
+        return new
 
     def insights(self, technique: str | None = None) -> list[InsightRecord]:
         with self.session() as s:
