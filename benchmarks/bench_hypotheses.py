@@ -1,0 +1,278 @@
+"""Does the hypothesis engine pick hypotheses that work, and does history make it better?
+
+Three synthetic tasks with different generating structure (pairwise, higher_order, wide),
+each in two related draws: a *source* task (generator seed 101) and a *target* task (seed
+202; same structure and size, other tables and rows). On every task the DNN baseline runs
+with 4 seeds and every applicable knowledge-base technique runs with 2 seeds, at validation
+fidelity, all with the built-in ranking codebase. From those measured runs:
+
+- precision at 5: the share of a ranking's top 5 whose mean validation NE beats the
+  baseline's by more than its noise (two standard errors of the difference), against the
+  expected precision of a random ordering of the same candidates (the share of all
+  candidates that beat the noise);
+- cold: the engine ranks the target task's hypotheses from the knowledge base and the
+  diagnosis of the target baseline; warm: the same, after the source task's comparisons
+  were stored as insights;
+- campaigns: the cold campaign runs its top 8 hypotheses in rank order; the warm campaign
+  runs its ranking in order until it reaches the cold campaign's best NE. Compute is the
+  measured CPU seconds of the runs each one launched, the baseline's seeds included.
+  Both replay the same measured runs, so seed noise is identical for both.
+
+Usage: .venv/bin/python benchmarks/bench_hypotheses.py [--rows 60000] [--epochs 4] [--workers 2]
+Writes benchmarks/results/hypotheses.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+STRUCTURES = ("pairwise", "higher_order", "wide")
+SOURCE_SEED, TARGET_SEED = 101, 202
+BASELINE_SEEDS, CANDIDATE_SEEDS = 4, 2
+COLD_BUDGET = 8  # hypotheses the cold campaign runs
+TOP = 5
+
+
+def base_config(structure: str, seed: int, rows: int, epochs: int) -> dict:
+    return {"data": {"source": "synthetic", "synthetic": {"rows": rows, "structure": structure, "seed": seed}},
+            "model": {"name": "dnn", "hidden_units": [256, 128]}, "train": {"epochs": epochs, "batch_size": 512}}
+
+
+def _train(job: tuple[dict, str, str]) -> dict:
+    """One run in a worker process (one thread each: runs go side by side)."""
+    config_doc, run_dir, cache = job
+    import torch
+
+    torch.set_num_threads(1)
+    from rankwright.ranking.config import validate_run_config
+    from rankwright.ranking.run import train_from_config
+
+    config = validate_run_config(config_doc, source="bench")
+    t0 = time.process_time()
+    w0 = time.perf_counter()
+    result = train_from_config(config, Path(run_dir), cache_dir=Path(cache))
+    return {"ne": result["valid"]["ne"], "auc": result["valid"]["auc"], "cpu_s": time.process_time() - t0,
+            "wall_s": time.perf_counter() - w0, "run_dir": run_dir,
+            "embedding_parameters": result.get("embedding_parameters"), "parameters": result.get("parameters")}
+
+
+def candidates(target, kb) -> list[tuple[str, dict]]:
+    """Every applicable technique whose changes are valid and change something."""
+    from rankwright.hypotheses.knowledge import knob_values
+
+    paths = {k.path for k in target.knobs}
+    current = knob_values(target.base_config, paths)
+    out = []
+    for t in kb.for_model("dnn"):
+        if not t.applicable(paths):
+            continue
+        try:
+            changes = {k: v for k, v in t.apply(current).items() if current.get(k) != v}
+            if changes:
+                out.append((t.id, target.validate_changes(changes)))
+        except Exception:  # noqa: BLE001 - not applicable to this baseline
+            continue
+    return out
+
+
+def evaluate_task(name: str, doc: dict, kb, pool, workdir: Path, limit: int = 0) -> dict:
+    from rankwright.targets.builtin import builtin_target
+
+    target = builtin_target("dnn", doc)
+    cands = candidates(target, kb)[: limit or None]
+    jobs, labels = [], []
+    for seed in range(1, BASELINE_SEEDS + 1):
+        jobs.append((target.config_with({"train.seed": seed}), str(workdir / name / f"baseline-s{seed}"),
+                     str(workdir / "cache")))
+        labels.append(("baseline", seed))
+    for tech, changes in cands:
+        for seed in range(1, CANDIDATE_SEEDS + 1):
+            jobs.append((target.config_with({**changes, "train.seed": seed}), str(workdir / name / f"{tech}-s{seed}"),
+                         str(workdir / "cache")))
+            labels.append((tech, seed))
+    t0 = time.perf_counter()
+    results = list(pool.map(_train, jobs))
+    print(f"{name}: {len(jobs)} runs in {time.perf_counter() - t0:.0f} s", flush=True)
+    runs: dict[str, list[dict]] = {}
+    for (label, _), r in zip(labels, results):
+        runs.setdefault(label, []).append(r)
+    return {"name": name, "doc": doc, "candidates": dict(cands), "runs": runs}
+
+
+def context_of(task: dict):
+    from rankwright.hypotheses.insights import Context
+    from rankwright.ranking.data.config import SyntheticConfig
+    from rankwright.ranking.data.synthetic import synthetic_schema
+
+    syn = task["doc"]["data"]["synthetic"]
+    base = [r["ne"] for r in task["runs"]["baseline"]]
+    try:
+        schema = synthetic_schema(SyntheticConfig(**syn))
+        fields = len(schema.features) if hasattr(schema, "features") else 24
+    except Exception:  # noqa: BLE001
+        fields = 24
+    emb = task["runs"]["baseline"][0]["embedding_parameters"] or 0
+    return Context(model_family="dnn", rows=syn["rows"] * 0.8, fields=fields,
+                   mean_cardinality=max(emb / 10 / max(fields, 1), 1.0), baseline_ne=statistics.mean(base),
+                   fidelity=1.0, task=syn["structure"])
+
+
+def insights_from(task: dict, campaign: str):
+    from rankwright.hypotheses.insights import Insight, noise_threshold, relative_effect
+
+    base = [r["ne"] for r in task["runs"]["baseline"]]
+    base_cpu = statistics.mean(r["cpu_s"] for r in task["runs"]["baseline"])
+    ctx = context_of(task)
+    out = []
+    for tech, changes in task["candidates"].items():
+        ne = [r["ne"] for r in task["runs"][tech]]
+        effect, se = relative_effect(ne, base)
+        out.append(Insight(technique=tech, changes=changes, context=ctx, effect=effect, effect_se=se, seeds=len(ne),
+                           noise=noise_threshold(base, len(ne)),
+                           cost_factor=statistics.mean(r["cpu_s"] for r in task["runs"][tech]) / base_cpu,
+                           campaign=campaign).with_uid())
+    return out
+
+
+def rank(task: dict, kb, insights) -> list[str]:
+    from rankwright.hypotheses.diagnosis import diagnose_run
+    from rankwright.hypotheses.engine import rank_hypotheses
+    from rankwright.hypotheses.insights import noise_threshold
+    from rankwright.hypotheses.knowledge import knob_values
+    from rankwright.targets.builtin import builtin_target
+
+    target = builtin_target("dnn", task["doc"])
+    paths = {k.path for k in target.knobs}
+    base = [r["ne"] for r in task["runs"]["baseline"]]
+    findings = diagnose_run(Path(task["runs"]["baseline"][0]["run_dir"]))
+    ranking = rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths,
+                              current=knob_values(target.base_config, paths), validate=target.validate_changes,
+                              context=context_of(task), insights=insights, findings=findings,
+                              noise=noise_threshold(base, CANDIDATE_SEEDS))
+    return [h.name for h in ranking.hypotheses], [f.signal for f in findings], ranking
+
+
+def measured(task: dict) -> dict[str, dict]:
+    from rankwright.hypotheses.insights import noise_threshold
+
+    base = [r["ne"] for r in task["runs"]["baseline"]]
+    mb = statistics.mean(base)
+    noise = noise_threshold(base, CANDIDATE_SEEDS)
+    out = {}
+    for tech in task["candidates"]:
+        ne = statistics.mean(r["ne"] for r in task["runs"][tech])
+        out[tech] = {"ne": ne, "effect": (ne - mb) / mb, "helps": (ne - mb) / mb < -noise,
+                     "cpu_s": sum(r["cpu_s"] for r in task["runs"][tech])}
+    return out
+
+
+def campaign_replay(order: list[str], facts: dict, baseline_cpu: float, stop_at: float | None, budget: int | None):
+    best, cpu, ran = float("inf"), baseline_cpu, 0
+    for name in order:
+        if budget is not None and ran >= budget:
+            break
+        if stop_at is not None and best <= stop_at:
+            break
+        cpu += facts[name]["cpu_s"]
+        best = min(best, facts[name]["ne"])
+        ran += 1
+    return best, cpu, ran
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--structures", default=",".join(STRUCTURES))
+    parser.add_argument("--limit", type=int, default=0, help="only the first N candidates (a smoke test of this script)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hypotheses"))
+    args = parser.parse_args()
+    from rankwright.hypotheses.knowledge import load_knowledge_base
+
+    kb = load_knowledge_base()
+    workdir = Path(tempfile.mkdtemp(prefix="rw-hyp-"))
+    rows = []
+    t_all = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        for structure in args.structures.split(","):
+            source = evaluate_task(f"{structure}-source", base_config(structure, SOURCE_SEED, args.rows, args.epochs),
+                                   kb, pool, workdir, args.limit)
+            target = evaluate_task(f"{structure}-target", base_config(structure, TARGET_SEED, args.rows, args.epochs),
+                                   kb, pool, workdir, args.limit)
+            facts = measured(target)
+            cold, signals, _ = rank(target, kb, [])
+            warm, _, warm_ranking = rank(target, kb, insights_from(source, f"{structure}-source"))
+            missing = [n for n in cold + warm if n not in facts]
+            if missing and not args.limit:
+                raise RuntimeError(f"ranked but never measured: {missing}")
+            cold, warm = [n for n in cold if n in facts], [n for n in warm if n in facts]
+            pool_names = cold
+            random_p = sum(facts[n]["helps"] for n in pool_names) / len(pool_names)
+            p_cold = sum(facts[n]["helps"] for n in cold[:TOP]) / TOP
+            p_warm = sum(facts[n]["helps"] for n in warm[:TOP]) / TOP
+            base_cpu = sum(r["cpu_s"] for r in target["runs"]["baseline"])
+            cold_best, cold_cpu, cold_ran = campaign_replay(cold, facts, base_cpu, None, COLD_BUDGET)
+            warm_best, warm_cpu, warm_ran = campaign_replay(warm, facts, base_cpu, cold_best, None)
+            row = {
+                "structure": structure, "candidates": len(pool_names), "diagnosis": signals,
+                "baseline_ne": statistics.mean(r["ne"] for r in target["runs"]["baseline"]),
+                "baseline_ne_sd": statistics.stdev(r["ne"] for r in target["runs"]["baseline"]),
+                "helping": sorted(n for n in pool_names if facts[n]["helps"]),
+                "precision_random": random_p, "precision_cold": p_cold, "precision_warm": p_warm,
+                "cold_top": cold[:TOP], "warm_top": warm[:TOP],
+                "cold_best_ne": cold_best, "cold_cpu_s": cold_cpu, "cold_ran": cold_ran,
+                "warm_best_ne": warm_best, "warm_cpu_s": warm_cpu, "warm_ran": warm_ran,
+                "warm_reached": warm_best <= cold_best, "compute_ratio": warm_cpu / cold_cpu,
+                "warm_dropped": warm_ranking.dropped,
+                "effects": {n: facts[n]["effect"] for n in pool_names},
+            }
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("effects", "warm_dropped")}), flush=True)
+    total = time.perf_counter() - t_all
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "settings": vars(args), "seconds": total}, indent=2))
+    out.with_suffix(".md").write_text(render(rows, args, total))
+    print(render(rows, args, total))
+
+
+def render(rows: list[dict], args, total: float) -> str:
+    lines = ["# Hypothesis engine: precision at 5 and warm start", "",
+             f"DNN (hidden 256-128, batch 512) on the synthetic click log, {args.rows:,} rows, {args.epochs} epochs, validation NE; baseline "
+             f"{BASELINE_SEEDS} seeds, every candidate {CANDIDATE_SEEDS} seeds; {os.cpu_count()} cores, "
+             f"{total / 60:.0f} min in all.", "",
+             "| task | candidates | helping | diagnosis | P@5 random | P@5 cold | P@5 warm | cold: best NE, CPU s (runs) | warm: best NE, CPU s (runs) | warm / cold compute |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['structure']} | {r['candidates']} | {len(r['helping'])} | {', '.join(r['diagnosis']) or '-'} | "
+            f"{r['precision_random']:.2f} | {r['precision_cold']:.2f} | {r['precision_warm']:.2f} | "
+            f"{r['cold_best_ne']:.4f}, {r['cold_cpu_s']:.0f} ({r['cold_ran']}) | "
+            f"{r['warm_best_ne']:.4f}, {r['warm_cpu_s']:.0f} ({r['warm_ran']}) | {r['compute_ratio']:.2f} |")
+    if rows:
+        mean = lambda k: statistics.mean(r[k] for r in rows)  # noqa: E731
+        lines += ["", f"Mean precision at 5: random {mean('precision_random'):.2f}, cold {mean('precision_cold'):.2f}, "
+                      f"warm {mean('precision_warm'):.2f}; mean warm/cold compute {mean('compute_ratio'):.2f}."]
+    lines += ["", "Top 5 per ranking (measured relative NE change on the target task):", ""]
+    for r in rows:
+        for kind in ("cold", "warm"):
+            tops = ", ".join(f"{n} ({r['effects'].get(n, float('nan')) * 100:+.2f}%)" for n in r[f"{kind}_top"])
+            lines.append(f"- {r['structure']}, {kind}: {tops}")
+    lines += ["", "Reproduce: `.venv/bin/python benchmarks/bench_hypotheses.py`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
