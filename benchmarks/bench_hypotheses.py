@@ -1,6 +1,6 @@
 """Does the hypothesis engine pick hypotheses that work, and does history make it better?
 
-Three synthetic tasks with different generating structure (pairwise, higher_order, wide),
+Three synthetic tasks with different generating structure (pairwise, numeric, wide),
 each in two related draws: a *source* task (generator seed 101) and a *target* task (seed
 202; same structure and size, other tables and rows). On every task the DNN baseline runs
 with 4 seeds and every applicable knowledge-base technique runs with 2 seeds, at validation
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-STRUCTURES = ("pairwise", "higher_order", "wide")
+STRUCTURES = ("pairwise", "numeric", "wide")
 SOURCE_SEED, TARGET_SEED = 101, 202
 BASELINE_SEEDS, CANDIDATE_SEEDS = 4, 2
 COLD_BUDGET = 8  # hypotheses the cold campaign runs
@@ -111,7 +111,7 @@ def evaluate_task(name: str, doc: dict, kb, pool, workdir: Path, limit: int = 0)
 
 
 def context_of(task: dict):
-    from rankwright.hypotheses.insights import Context
+    from rankwright.hypotheses.insights import Context, data_identity
     from rankwright.ranking.data.config import SyntheticConfig
     from rankwright.ranking.data.synthetic import synthetic_schema
 
@@ -125,7 +125,7 @@ def context_of(task: dict):
     emb = task["runs"]["baseline"][0]["embedding_parameters"] or 0
     return Context(model_family="dnn", rows=syn["rows"] * 0.8, fields=fields,
                    mean_cardinality=max(emb / 10 / max(fields, 1), 1.0), baseline_ne=statistics.mean(base),
-                   fidelity=1.0, task=syn["structure"])
+                   fidelity=1.0, task=syn["structure"], data_id=data_identity(task["doc"]["data"]))
 
 
 def insights_from(task: dict, campaign: str):
@@ -236,7 +236,7 @@ def main() -> None:
                 "warm_best_ne": warm_best, "warm_cpu_s": warm_cpu, "warm_ran": warm_ran,
                 "warm_reached": warm_best <= cold_best, "compute_ratio": warm_cpu / cold_cpu,
                 "warm_dropped": warm_ranking.dropped,
-                "effects": {n: facts[n]["effect"] for n in pool_names},
+                "effects": {n: facts[n]["effect"] for n in facts},
             }
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("effects", "warm_dropped")}), flush=True)

@@ -154,3 +154,18 @@ def test_a_bad_insights_file_names_the_line_and_imports_nothing(tmp_path):
     path.write_text(good + "\n" + '{"technique": "x"}\n')
     with pytest.raises(InsightFileError, match="line 2"):
         read_jsonl(path)
+
+
+def test_a_failure_on_other_data_of_the_same_shape_lowers_the_prior_but_does_not_drop_it():
+    from dataclasses import replace
+
+    from rankwright.hypotheses.insights import data_identity
+
+    here = replace(CTX, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 2}}))
+    there = replace(CTX, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 1}}))
+    assert here.data_id != there.data_id and similarity(here, there) == pytest.approx(1.0)
+    failed = insight(effect=+0.004, context=there)
+    prior = prior_for("dropout_up", 0.0, 0.003, here, [failed])
+    assert prior.failed_here is None and prior.mean > 0.002  # moved toward the evidence, not removed
+    assert prior.failed_elsewhere and "other data" in prior.failed_elsewhere[0][1][0]
+    assert prior_for("dropout_up", 0.0, 0.003, there, [failed]).failed_here is failed  # same data: dropped

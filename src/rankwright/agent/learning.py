@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
-from rankwright.hypotheses.insights import Context, Insight, load_all, noise_threshold, relative_effect, save
+from rankwright.hypotheses.insights import Context, Insight, data_identity, load_all, noise_threshold, relative_effect
 from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
 from rankwright.targets import Target
 
@@ -41,7 +41,8 @@ def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[floa
                    mean_cardinality=mean_cardinality, baseline_ne=statistics.mean(baseline) if baseline else None,
                    fidelity=float(data.get("train_fraction", 1.0) or 1.0) if isinstance(data, dict) else 1.0,
                    task=str((data.get("synthetic") or {}).get("structure", data.get("source", ""))
-                            if isinstance(data, dict) else ""))
+                            if isinstance(data, dict) else ""),
+                   data_id=data_identity(data))
 
 
 def _data_config(target: Target) -> Any:

@@ -44,6 +44,7 @@ class Context:
     baseline_ne: float | None  # None: the baseline has not run yet
     fidelity: float = 1.0
     task: str = ""  # free text, e.g. the data source or the synthetic structure; shown, not compared
+    data_id: str = ""  # which data (see `data_identity`); "" when unknown
 
     def features(self) -> dict[str, float]:
         """What is known; an unknown feature is left out of the similarity, not guessed."""
@@ -61,12 +62,28 @@ class Context:
         out = []
         if self.model_family != other.model_family:
             out.append(f"model {other.model_family} -> {self.model_family}")
+        if self.data_id and other.data_id and self.data_id != other.data_id:
+            out.append(f"other data ({other.task or other.data_id} -> {self.task or self.data_id})")
         a, b = other.features(), self.features()
         for key, scale in _SCALES.items():
             if key in a and key in b and abs(a[key] - b[key]) > 0.25 * scale:
                 name = {"log10_cardinality": "mean_cardinality"}.get(key, key.replace("log10_", ""))
                 out.append(f"{name} {getattr(other, name):.4g} -> {getattr(self, name):.4g}")
         return out
+
+
+def data_identity(data: Mapping[str, Any]) -> str:
+    """Names the data a run reads (the files, or the generator's settings), not how it is
+    processed: a related dataset of the same shape is similar, but it is not the same
+    context, so what failed on one is still worth trying on the other."""
+    if not isinstance(data, Mapping):
+        return ""
+    source = data.get("source", "synthetic")
+    if source == "synthetic":
+        body: Any = {"synthetic": data.get("synthetic") or {}}
+    else:
+        body = {"source": source, "files": [data.get(k) for k in ("train", "valid", "test")]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def similarity(a: Context, b: Context) -> float:
@@ -152,7 +169,8 @@ def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, in
         weighted += p * insight.effect
         evidence.append((insight, w))
         if insight.conclusive_failure:
-            if w >= SAME_CONTEXT:
+            same_data = not (context.data_id and insight.context.data_id) or context.data_id == insight.context.data_id
+            if w >= SAME_CONTEXT and same_data:
                 if failed_here is None or insight.effect > failed_here.effect:
                     failed_here = insight
             else:
