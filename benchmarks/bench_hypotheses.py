@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--structures", default=",".join(STRUCTURES))
+    parser.add_argument("--source-seed", type=int, default=SOURCE_SEED, help="generator seed of the source tasks")
+    parser.add_argument("--target-seed", type=int, default=TARGET_SEED, help="generator seed of the target tasks")
     parser.add_argument("--limit", type=int, default=0, help="only the first N candidates (a smoke test of this script)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hypotheses"))
     args = parser.parse_args()
@@ -207,9 +209,9 @@ def main() -> None:
     t_all = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         for structure in args.structures.split(","):
-            source = evaluate_task(f"{structure}-source", base_config(structure, SOURCE_SEED, args.rows, args.epochs),
+            source = evaluate_task(f"{structure}-source", base_config(structure, args.source_seed, args.rows, args.epochs),
                                    kb, pool, workdir, args.limit)
-            target = evaluate_task(f"{structure}-target", base_config(structure, TARGET_SEED, args.rows, args.epochs),
+            target = evaluate_task(f"{structure}-target", base_config(structure, args.target_seed, args.rows, args.epochs),
                                    kb, pool, workdir, args.limit)
             facts = measured(target)
             cold, signals, _ = rank(target, kb, [])
@@ -250,7 +252,8 @@ def main() -> None:
 
 def render(rows: list[dict], args, total: float) -> str:
     lines = ["# Hypothesis engine: precision at 5 and warm start", "",
-             f"DNN (hidden 256-128, batch 512) on the synthetic click log, {args.rows:,} rows, {args.epochs} epochs, validation NE; baseline "
+             f"DNN (hidden 256-128, batch 512) on the synthetic click log, {args.rows:,} rows, {args.epochs} epochs, validation NE; "
+             f"source tasks generator seed {args.source_seed}, target tasks seed {args.target_seed}; baseline "
              f"{BASELINE_SEEDS} seeds, every candidate {CANDIDATE_SEEDS} seeds; {os.cpu_count()} cores, "
              f"{total / 60:.0f} min in all.", "",
              "| task | candidates | helping | diagnosis | P@5 random | P@5 cold | P@5 warm | cold: best NE, CPU s (runs) | warm: best NE, CPU s (runs) | warm / cold compute |",
