@@ -191,6 +191,7 @@ def campaign_replay(order: list[str], facts: dict, baseline_cpu: float, stop_at:
 
 
 def main() -> None:
+    global BASELINE_SEEDS, CANDIDATE_SEEDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=4)
@@ -198,9 +199,12 @@ def main() -> None:
     parser.add_argument("--structures", default=",".join(STRUCTURES))
     parser.add_argument("--source-seed", type=int, default=SOURCE_SEED, help="generator seed of the source tasks")
     parser.add_argument("--target-seed", type=int, default=TARGET_SEED, help="generator seed of the target tasks")
+    parser.add_argument("--baseline-seeds", type=int, default=BASELINE_SEEDS)
+    parser.add_argument("--candidate-seeds", type=int, default=CANDIDATE_SEEDS)
     parser.add_argument("--limit", type=int, default=0, help="only the first N candidates (a smoke test of this script)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hypotheses"))
     args = parser.parse_args()
+    BASELINE_SEEDS, CANDIDATE_SEEDS = args.baseline_seeds, args.candidate_seeds
     from rankwright.hypotheses.knowledge import load_knowledge_base
 
     kb = load_knowledge_base()
