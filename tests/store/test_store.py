@@ -129,3 +129,24 @@ def test_batch_insights_skip_stored_uids_and_experiments_by_keys_reads_only_thos
         store.record_intent(campaign.id, f"c/e{i}/seed1", {}, phase="validation")
     got = store.experiments_by_keys(campaign.id, ["c/e1/seed1", "c/e3/seed1", "c/nope/seed1"])
     assert sorted(e.idempotency_key for e in got) == ["c/e1/seed1", "c/e3/seed1"]
+
+
+def test_insights_and_the_events_explaining_them_are_written_together(url):
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    row = {"technique": "t", "changes": {}, "context": {}, "effect": -0.01, "effect_se": 0.001, "seeds": 2,
+           "noise": 0.002, "cost_factor": 1.0, "campaign": "c"}
+
+    def explain(new_rows):
+        return [(campaign.id, "learn", f"learned {r['uid']}") for r in new_rows]
+
+    store.add_insights([{**row, "uid": "a"}], explain=explain)
+    store.add_insights([{**row, "uid": "a"}, {**row, "uid": "b"}], explain=explain)
+    assert [e.message for e in store.events(campaign.id)] == ["learned a", "learned b"]
+
+    def broken(new_rows):
+        raise RuntimeError("killed mid-way")
+
+    with pytest.raises(RuntimeError):
+        store.add_insights([{**row, "uid": "c"}], explain=broken)
+    assert [i.uid for i in store.insights()] == ["a", "b"]  # neither the insight nor its event

@@ -112,14 +112,18 @@ def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], 
             cost_factor=statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in rows) / base_cost,
             campaign=spec.name,
         ).with_uid())
-    new = set(store.add_insights([i.to_json() for i in fresh]))
+
+    def explain(new_rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+        events = [(campaign_id, "learn", f"{r['technique']}: {r['effect'] * 100:+.2f}% {spec.objective.metric} "
+                                        f"(se {r['effect_se'] * 100:.2f}%, noise {r['noise'] * 100:.2f}%) -> "
+                                        f"{'helped' if r['effect'] < -r['noise'] else 'did not help'}")
+                  for r in new_rows[:50]]  # a flood (a late baseline seed) is summarised
+        if len(new_rows) > 50:
+            events.append((campaign_id, "learn", f"... and {len(new_rows) - 50} more insights"))
+        return events
+
+    new = set(store.add_insights([i.to_json() for i in fresh], explain=explain))
     learned = [i for i in fresh if i.uid in new]
-    for i in learned[:50]:  # the events explain each; a flood (a late baseline seed) is summarised
-        store.append_event(campaign_id, "learn", f"{i.technique}: {i.effect * 100:+.2f}% {spec.objective.metric} "
-                           f"(se {i.effect_se * 100:.2f}%, noise {i.noise * 100:.2f}%) -> "
-                           f"{'helped' if i.helped else 'did not help'}")
-    if len(learned) > 50:
-        store.append_event(campaign_id, "learn", f"... and {len(learned) - 50} more insights")
     return [i.technique for i in learned]
 
 

@@ -216,8 +216,11 @@ class Store:
             s.add(m.Insight(**{f: fields[f] for f in self._INSIGHT_FIELDS}))
             return True
 
-    def add_insights(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Write many insights in one transaction, skipping stored uids; returns the new uids."""
+    def add_insights(self, rows: list[dict[str, Any]], explain: Any = None) -> list[str]:
+        """Write many insights in one transaction, skipping stored uids; returns the new uids.
+
+        `explain(new_rows) -> [(campaign_id, kind, message)]` gives the events that explain
+        them; they are written in the same transaction, so a kill keeps both or neither."""
         new: list[str] = []
         with self.session() as s:
             uids = [r["uid"] for r in rows]
@@ -230,6 +233,10 @@ class Store:
                 known.add(r["uid"])
                 s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}))
                 new.append(r["uid"])
+            if explain is not None and new:
+                fresh = set(new)
+                for campaign_id, kind, message in explain([r for r in rows if r["uid"] in fresh]):
+                    s.add(m.Event(campaign_id=campaign_id, kind=kind, message=message, data={}))
         return new
 
     def insights(self, technique: str | None = None) -> list[InsightRecord]:
