@@ -243,9 +243,11 @@ def main() -> None:
                 "warm_reached": warm_best <= cold_best, "compute_ratio": warm_cpu / cold_cpu,
                 "warm_dropped": warm_ranking.dropped,
                 "effects": {n: facts[n]["effect"] for n in facts},
+                "source_effects": {n: f["effect"] for n, f in measured(source).items()},
             }
             rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k not in ("effects", "warm_dropped")}), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("effects", "source_effects", "warm_dropped")}),
+                  flush=True)
     total = time.perf_counter() - t_all
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
