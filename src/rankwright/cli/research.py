@@ -45,13 +45,13 @@ def hypotheses(spec_path: Path, top: int, show_dropped: bool) -> None:
 
 def insights(technique: str | None, model: str | None, export: Path | None, import_: Path | None,
              as_json: bool = False) -> None:
-    from rankwright.hypotheses.insights import export_jsonl, load_all, read_jsonl, save
+    from rankwright.hypotheses.insights import export_jsonl, load_all, read_jsonl
     from rankwright.store import open_store
 
     if import_ is not None:
         incoming = read_jsonl(import_)  # a bad file is refused whole, before the store is touched
         store = open_store()
-        added = sum(save(store, i) for i in incoming)
+        added = len(store.add_insights([i.to_json() for i in incoming]))  # one transaction
         console.print(f"imported {added} new insights from {import_} ({len(incoming) - added} already here)")
         return
     store = open_store()

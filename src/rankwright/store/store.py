@@ -210,11 +210,7 @@ class Store:
         missing = [f for f in self._INSIGHT_FIELDS if f not in fields]
         if missing:
             raise ValueError(f"an insight needs {missing}")
-        with self.session() as s:
-            if s.scalars(select(m.Insight.id).where(m.Insight.uid == fields["uid"])).first() is not None:
-                return False
-            s.add(m.Insight(**{f: fields[f] for f in self._INSIGHT_FIELDS}))
-            return True
+        return bool(self.add_insights([fields]))
 
     def add_insights(self, rows: list[dict[str, Any]], explain: Any = None) -> list[str]:
         """Write many insights in one transaction, skipping stored uids; returns the new uids.
