@@ -134,7 +134,7 @@ class Insight:
 
 
 @dataclass(frozen=True)
-class Prior:
+class ContextPrior:
     """A technique's expected effect in one context and where the number comes from."""
 
     mean: float
@@ -148,7 +148,7 @@ class Prior:
         return sum(w for _, w in self.evidence)
 
 
-def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, insights: Iterable[Insight]) -> Prior:
+def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, insights: Iterable[Insight]) -> ContextPrior:
     """The knowledge-base prior N(kb_mean, kb_sd^2) updated by similar insights.
 
     Each insight is a noisy measurement of the technique's effect in this context: its
@@ -175,7 +175,7 @@ def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, in
                     failed_here = insight
             else:
                 failed_elsewhere.append((insight, context.differences(insight.context)))
-    return Prior(weighted / precision, math.sqrt(1.0 / precision), evidence, failed_here, failed_elsewhere)
+    return ContextPrior(weighted / precision, math.sqrt(1.0 / precision), evidence, failed_here, failed_elsewhere)
 
 
 def relative_effect(candidate_ne: Sequence[float], baseline_ne: Sequence[float]) -> tuple[float, float]:
