@@ -68,22 +68,13 @@ def _train(job: tuple[dict, str, str]) -> dict:
 
 
 def candidates(target, kb) -> list[tuple[str, dict]]:
-    """Every applicable technique whose changes are valid and change something."""
+    """Every technique the engine would consider for this baseline, with its changes."""
+    from rankwright.hypotheses.engine import applicable_changes
     from rankwright.hypotheses.knowledge import knob_values
 
     paths = {k.path for k in target.knobs}
-    current = knob_values(target.base_config, paths)
-    out = []
-    for t in kb.for_model("dnn"):
-        if not t.applicable(paths):
-            continue
-        try:
-            changes = {k: v for k, v in t.apply(current).items() if current.get(k) != v}
-            if changes:
-                out.append((t.id, target.validate_changes(changes)))
-        except Exception:  # noqa: BLE001 - not applicable to this baseline
-            continue
-    return out
+    found, _ = applicable_changes(kb, "dnn", paths, knob_values(target.base_config, paths), target.validate_changes)
+    return [(t.id, changes) for t, changes in found]
 
 
 def evaluate_task(name: str, doc: dict, kb, pool, workdir: Path, limit: int = 0) -> dict:

@@ -28,10 +28,10 @@ def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[floa
     before the baseline ran) is left out of similarity rather than guessed."""
     features = target.cost_features(target.base_config)
     fields, mean_cardinality = 0, None
-    if spec.target == "builtin":
-        from rankwright.targets.builtin import field_names
+    from rankwright.targets.builtin import BuiltinTarget, field_names
 
-        categorical, numeric = field_names(_data_config(target), Path("."))
+    if isinstance(target, BuiltinTarget):
+        categorical, numeric = field_names(target.run_config(target.base_config).data, Path("."))
         fields = len(categorical) + len(numeric)
         dim = (target.base_config.get("model") or {}).get("embedding_dim") or 1
         if embedding_parameters and categorical:
@@ -43,12 +43,6 @@ def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[floa
                    task=str((data.get("synthetic") or {}).get("structure", data.get("source", ""))
                             if isinstance(data, dict) else ""),
                    data_id=data_identity(data))
-
-
-def _data_config(target: Target) -> Any:
-    from rankwright.ranking.config import validate_run_config
-
-    return validate_run_config(target.base_config, source=f"target {target.name}").data
 
 
 def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baseline: Sequence[float] = (),
@@ -138,9 +132,10 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
 
     notes: list[str] = []
     campaign = store.campaign(spec.name)
-    finished = {} if campaign is None else {
-        e.idempotency_key: e for e in store.experiments(campaign.id) if e.status.value == "succeeded" and e.metrics}
     base_keys = [experiment_key(spec.name, "baseline", s) for s in range(1, spec.baseline_seeds + 1)]
+    finished = {} if campaign is None else {
+        e.idempotency_key: e for e in store.experiments_by_keys(campaign.id, base_keys)
+        if e.status.value == "succeeded" and e.metrics}
     base_rows = [finished[k] for k in base_keys if k in finished]
     baseline = [abs(float(e.metrics["objective"])) for e in base_rows]
     findings: list[Any] = []

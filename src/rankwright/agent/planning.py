@@ -115,11 +115,8 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[P
     if ranking is not None and spec.hypotheses.top_k:
         taken = {c.name for c in spec.changes} | {"baseline"}
         listed = [dict(c.set) for c in spec.changes]
-        for h in ranking.hypotheses:
-            if sum(1 for p in plan if p.source != "spec") >= spec.hypotheses.top_k * spec.hypotheses.seeds:
-                break
-            if h.name in taken or h.changes in listed:
-                continue
+        chosen = [h for h in ranking.hypotheses if h.name not in taken and h.changes not in listed]
+        for h in chosen[: spec.hypotheses.top_k]:
             plan += [PlannedExperiment("validation", h.name, dict(h.changes), seed, hours(dict(h.changes)),
                                        technique=h.technique, source=h.source, reason=h.reason)
                      for seed in range(1, spec.hypotheses.seeds + 1)]

@@ -77,6 +77,33 @@ def _key(changes: Mapping[str, Any]) -> str:
     return json.dumps(changes, sort_keys=True, default=str)
 
 
+def applicable_changes(
+    kb: Any, model_family: str, knob_paths: set[str], current: Mapping[str, Any],
+    validate: Callable[[dict[str, Any]], dict[str, Any]],
+) -> tuple[list[tuple[Any, dict[str, Any]]], list[tuple[str, str]]]:
+    """The knowledge base's techniques for this baseline as (technique, validated changes
+    that differ from it), and those that cannot be tried here with the reason."""
+    candidates: list[tuple[Any, dict[str, Any]]] = []
+    dropped: list[tuple[str, str]] = []
+    for technique in kb.for_model(model_family):
+        if not technique.applicable(knob_paths):
+            continue
+        try:
+            changes = technique.apply(current)
+        except Exception as exc:  # noqa: BLE001 - a technique that cannot apply here is dropped, with why
+            dropped.append((technique.id, f"cannot apply to this baseline: {exc}"))
+            continue
+        changes = {k: v for k, v in changes.items() if current.get(k) != v}
+        if not changes:
+            dropped.append((technique.id, "the baseline already has these settings"))
+            continue
+        try:
+            candidates.append((technique, validate(changes)))
+        except Exception as exc:  # noqa: BLE001 - the target's own validation error is the reason
+            dropped.append((technique.id, f"invalid on this target: {exc}"))
+    return candidates, dropped
+
+
 def rank_hypotheses(
     *,
     kb: Any,
@@ -99,29 +126,13 @@ def rank_hypotheses(
     `llm.suggest` (already validated).
     """
     insights = list(insights)
-    dropped: list[tuple[str, str]] = []
     scored: list[Hypothesis] = []
     by_signal: dict[str, Any] = {}
     for finding in sorted(findings, key=lambda f: -f.strength):
         by_signal.setdefault(finding.signal, finding)
 
-    for technique in kb.for_model(model_family):
-        if not technique.applicable(knob_paths):
-            continue
-        try:
-            changes = technique.apply(current)
-        except Exception as exc:  # noqa: BLE001 - a technique that cannot apply here is dropped, with why
-            dropped.append((technique.id, f"cannot apply to this baseline: {exc}"))
-            continue
-        changes = {k: v for k, v in changes.items() if current.get(k) != v}
-        if not changes:
-            dropped.append((technique.id, "the baseline already has these settings"))
-            continue
-        try:
-            changes = validate(changes)
-        except Exception as exc:  # noqa: BLE001 - the target's own validation error is the reason
-            dropped.append((technique.id, f"invalid on this target: {exc}"))
-            continue
+    candidates, dropped = applicable_changes(kb, model_family, knob_paths, current, validate)
+    for technique, changes in candidates:
         prior = prior_for(technique.id, technique.prior.effect, technique.prior.sd, context, insights)
         if prior.failed_here is not None:
             f = prior.failed_here

@@ -20,7 +20,7 @@ class BuiltinTarget(Target):
     """Rendered configs are validated by the ranking codebase's own `validate_run_config`."""
 
     def check_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        self._run_config(config)
+        self.run_config(config)
         return config
 
     def cost_features(self, config: Mapping[str, Any]) -> CostFeatures:
@@ -29,7 +29,7 @@ class BuiltinTarget(Target):
         Relative data paths start at the working folder (as the preflight reads them); a data
         file that cannot be read raises `DataError` naming it.
         """
-        run = self._run_config(config)
+        run = self.run_config(config)
         categorical, numeric = field_names(run.data, Path.cwd())
         return CostFeatures(
             rows=float(train_rows(run.data, Path.cwd())),
@@ -38,7 +38,8 @@ class BuiltinTarget(Target):
             epochs=float(run.train.epochs),
         )
 
-    def _run_config(self, config: Mapping[str, Any]) -> Any:
+    def run_config(self, config: Mapping[str, Any]) -> Any:
+        """`config` as the ranking codebase's validated `RunConfig` (TargetError if invalid)."""
         from rankwright.ranking.config import ConfigError, validate_run_config
 
         try:
