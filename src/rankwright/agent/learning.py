@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
-from rankwright.hypotheses.insights import Context, Insight, data_identity, load_all, noise_threshold, relative_effect
+from rankwright.hypotheses.insights import Context, Insight, data_identity, load_all, noise_threshold, seeded_effect
 from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
 from rankwright.targets import Target
 
@@ -80,15 +80,17 @@ def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], 
             if e.status.value == "succeeded" and e.metrics}
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
 
-    def objectives(name: str) -> list[float] | None:
-        seeds = [key_of(name, p["seed"]) for p in by_name[name]]
-        if not all(k in done for k in seeds):
+    def objectives(name: str) -> dict[int, float] | None:
+        """Seed -> objective (as minimised), once every seed of `name` succeeded."""
+        keys = {p["seed"]: key_of(name, p["seed"]) for p in by_name[name]}
+        if not all(k in done for k in keys.values()):
             return None
-        return [sign * float(done[k].metrics["objective"]) for k in seeds]
+        return {seed: sign * float(done[k].metrics["objective"]) for seed, k in keys.items()}
 
-    base = objectives("baseline")
-    if not base:
+    base_by_seed = objectives("baseline")
+    if not base_by_seed:
         return []
+    base = list(base_by_seed.values())
     base_rows = [done[key_of("baseline", p["seed"])] for p in by_name["baseline"]]
     emb = (base_rows[0].metrics.get("metrics") or {}).get("embedding_parameters")
     context = campaign_context(spec, target, [abs(b) for b in base], emb)
@@ -98,7 +100,7 @@ def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], 
         values = objectives(name)
         if values is None:
             continue
-        effect, se = relative_effect(values, base)
+        effect, se = seeded_effect(values, base_by_seed)  # paired on the seeds both arms ran
         rows = [done[key_of(name, p["seed"])] for p in by_name[name]]
         fresh.append(Insight(
             technique=by_name[name][0].get("technique") or name, changes=dict(by_name[name][0]["changes"]),

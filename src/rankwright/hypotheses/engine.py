@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from rankwright.hypotheses.insights import Context, Insight, prior_for
+from rankwright.hypotheses.insights import Context, Insight, Spread, estimate_spread, prior_for
 
 # How far a matching diagnosis moves a technique's expected effect, in prior standard
 # deviations toward helping, at full strength: the diagnosis says "this applies here" but
@@ -50,6 +50,7 @@ class Hypothesis:
 class Ranking:
     hypotheses: list[Hypothesis]
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+    spread: Spread = field(default_factory=Spread)  # how far history on other data was trusted
 
     def top(self, k: int) -> list[Hypothesis]:
         return self.hypotheses[:k]
@@ -132,8 +133,9 @@ def rank_hypotheses(
         by_signal.setdefault(finding.signal, finding)
 
     candidates, dropped = applicable_changes(kb, model_family, knob_paths, current, validate)
+    spread = estimate_spread(insights, {t.id: t.prior.sd for t in kb.techniques}) if insights else Spread()
     for technique, changes in candidates:
-        prior = prior_for(technique.id, technique.prior.effect, technique.prior.sd, context, insights)
+        prior = prior_for(technique.id, technique.prior.effect, technique.prior.sd, context, insights, spread)
         if prior.failed_here is not None:
             f = prior.failed_here
             dropped.append((technique.id, f"not proposed again: it did not help in the same context in campaign "
@@ -146,7 +148,8 @@ def rank_hypotheses(
             sources.append("history")
             best, w = max(prior.evidence, key=lambda e: e[1])
             notes.append(f"history: {len(prior.evidence)} insight(s), total similarity {prior.evidence_weight:.2f}; "
-                         f"closest: campaign {best.campaign!r} at similarity {w:.2f} measured {_pct(best.effect)} NE")
+                         f"closest: campaign {best.campaign!r} at similarity {w:.2f} measured {_pct(best.effect)} NE "
+                         f"(se {best.effect_se * 100:.2f}%); {spread.describe()}")
         for failed, changed in prior.failed_elsewhere:
             notes.append(f"did not help in campaign {failed.campaign!r} ({_pct(failed.effect)} NE) but the context "
                          f"changed ({', '.join(changed) or 'slightly'}), so it is proposed again")
@@ -184,7 +187,7 @@ def rank_hypotheses(
         kept.append(h)
     total = len(kept)
     ranked = [replace(h, rank=i + 1, reason=f"rank {i + 1} of {total}: " + h.reason) for i, h in enumerate(kept)]
-    return Ranking(ranked, dropped)
+    return Ranking(ranked, dropped, spread)
 
 
 def _conflict(kb: Any, a: Hypothesis, b: Hypothesis) -> bool:

@@ -28,9 +28,15 @@ _SCALES = {
 }
 OTHER_FAMILY_WEIGHT = 0.3  # a DCNv2 insight says something, not much, about a DNN
 SAME_CONTEXT = 0.9  # similarity above which a context counts as "the same" (no re-proposal)
-# Effects vary between contexts even when measured exactly: the spread of a technique's true
-# effect around its prior mean in a context that looks identical (relative NE).
-CONTEXT_SPREAD = 0.0005
+# A technique's true effect differs between datasets even when the contexts look alike and
+# the effects are measured exactly. On the same data it differs only by how it was measured:
+SAME_DATA_SPREAD = 0.0005  # relative NE
+# On other data the spread is a share of the knowledge base's prior sd for the technique
+# (which is its spread over the published datasets). This default holds until the insights
+# themselves contain enough pairs to estimate it (`estimate_spread`).
+DEFAULT_SPREAD_FRACTION = 0.5
+SPREAD_PSEUDO_PAIRS = 10  # how many pairs the default counts for when an estimate is pooled with it
+SPREAD_PAIR_SIMILARITY = 0.5  # contexts at least this similar (on other data) form a pair
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,51 @@ class Insight:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """How far a technique's effect moves between similar contexts on different data, as a
+    fraction of its knowledge-base prior sd, and where that figure comes from."""
+
+    fraction: float = DEFAULT_SPREAD_FRACTION
+    pairs: int = 0  # insight pairs it was estimated from (0: the default)
+    estimate: float | None = None  # the pairs' own estimate, before pooling with the default
+
+    def describe(self) -> str:
+        if not self.pairs:
+            return f"between-data spread {self.fraction:.2f} x the knowledge prior sd (default; no pairs yet)"
+        return (f"between-data spread {self.fraction:.2f} x the knowledge prior sd (estimated {self.estimate:.2f} "
+                f"from {self.pairs} pair(s) of insights on other data, pooled with the default "
+                f"{DEFAULT_SPREAD_FRACTION:.2f})")
+
+
+def estimate_spread(insights: Iterable[Insight], kb_sd: Mapping[str, float]) -> Spread:
+    """The between-data spread, by the method of moments on pairs of insights of one
+    technique in similar contexts on different data: E[(e1 - e2)^2] = se1^2 + se2^2 + 2 tau^2,
+    with tau in units of the technique's prior sd so that techniques of different reach pool.
+    The estimate is pooled with the default as if the default were `SPREAD_PSEUDO_PAIRS`
+    pairs, so a handful of pairs moves it only part of the way."""
+    by_technique: dict[str, list[Insight]] = {}
+    for insight in insights:
+        if insight.technique in kb_sd and insight.context.data_id:
+            by_technique.setdefault(insight.technique, []).append(insight)
+    terms: list[tuple[float, float]] = []  # (unbiased estimate of the fraction squared, weight)
+    for technique, group in by_technique.items():
+        sd2 = kb_sd[technique] ** 2
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if a.context.data_id == b.context.data_id or similarity(a.context, b.context) < SPREAD_PAIR_SIMILARITY:
+                    continue
+                noise = (a.effect_se**2 + b.effect_se**2) / (2 * sd2)
+                # a term's variance grows as (fraction^2 + noise)^2: noisy pairs count less
+                terms.append((((a.effect - b.effect) ** 2) / (2 * sd2) - noise, 1.0 / (1.0 + noise) ** 2))
+    if not terms:
+        return Spread()
+    estimate = math.sqrt(max(sum(t * w for t, w in terms) / sum(w for _, w in terms), 0.0))
+    n, n0 = len(terms), SPREAD_PSEUDO_PAIRS
+    pooled = math.sqrt((n * estimate**2 + n0 * DEFAULT_SPREAD_FRACTION**2) / (n + n0))
+    return Spread(pooled, n, estimate)
+
+
+@dataclass(frozen=True)
 class ContextPrior:
     """A technique's expected effect in one context and where the number comes from."""
 
@@ -148,13 +199,16 @@ class ContextPrior:
         return sum(w for _, w in self.evidence)
 
 
-def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, insights: Iterable[Insight]) -> ContextPrior:
+def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, insights: Iterable[Insight],
+              spread: Spread | None = None) -> ContextPrior:
     """The knowledge-base prior N(kb_mean, kb_sd^2) updated by similar insights.
 
     Each insight is a noisy measurement of the technique's effect in this context: its
-    variance is its standard error squared plus the context spread, divided by its
+    variance is its standard error squared plus how far effects move between contexts (on
+    the same data: `SAME_DATA_SPREAD`; on other data: `spread` x kb_sd), divided by its
     similarity weight (a distant context counts as a much noisier measurement).
     """
+    between_data = (spread or Spread()).fraction * kb_sd
     precision = 1.0 / kb_sd**2
     weighted = kb_mean * precision
     evidence, failed_here, failed_elsewhere = [], None, []
@@ -164,12 +218,13 @@ def prior_for(technique: str, kb_mean: float, kb_sd: float, context: Context, in
         w = similarity(context, insight.context)
         if w < 1e-3:
             continue
-        p = w / (insight.effect_se**2 + CONTEXT_SPREAD**2)
+        same_data = not (context.data_id and insight.context.data_id) or context.data_id == insight.context.data_id
+        tau = SAME_DATA_SPREAD if same_data else max(between_data, SAME_DATA_SPREAD)
+        p = w / (insight.effect_se**2 + tau**2)
         precision += p
         weighted += p * insight.effect
         evidence.append((insight, w))
         if insight.conclusive_failure:
-            same_data = not (context.data_id and insight.context.data_id) or context.data_id == insight.context.data_id
             if w >= SAME_CONTEXT and same_data:
                 if failed_here is None or insight.effect > failed_here.effect:
                     failed_here = insight
@@ -192,6 +247,22 @@ def relative_effect(candidate_ne: Sequence[float], baseline_ne: Sequence[float])
     sc = max(sc if sc is not None else sb, floor)
     se = math.sqrt(sb**2 / len(baseline_ne) + sc**2 / len(candidate_ne)) / abs(mb)
     return (mc - mb) / abs(mb), se
+
+
+def seeded_effect(candidate: Mapping[Any, float], baseline: Mapping[Any, float]) -> tuple[float, float]:
+    """Like `relative_effect`, for runs keyed by seed. Where two or more seeds ran on both
+    sides the comparison is paired: a seed fixes the initialisation and the data order, so
+    the difference between the arms on one seed carries far less noise than either arm
+    (measured here: correlations of 0.5 to 1.0 between a candidate and the baseline on the
+    same seed). The effect is then the mean of the per-seed differences, and its standard
+    error that of those differences (floored like `relative_effect`'s)."""
+    shared = [seed for seed in candidate if seed in baseline]
+    if len(shared) < 2:
+        return relative_effect(list(candidate.values()), list(baseline.values()))
+    mb = abs(sum(baseline.values()) / len(baseline))
+    diffs = [candidate[s] - baseline[s] for s in shared]
+    sd = max(_sd(diffs) or 0.0, 0.0005 * mb)
+    return sum(diffs) / len(diffs) / mb, sd / math.sqrt(len(diffs)) / mb
 
 
 def noise_threshold(baseline_ne: Sequence[float], candidate_seeds: int) -> float:
