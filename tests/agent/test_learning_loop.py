@@ -9,8 +9,9 @@ import json
 import yaml
 from typer.testing import CliRunner
 
+from rankwright.agent.wake import experiment_key
 from rankwright.cli.main import app
-from rankwright.hypotheses.insights import load_all
+from rankwright.hypotheses.insights import load_all, seeded_effect
 from rankwright.store import open_store
 
 runner = CliRunner()
@@ -18,10 +19,10 @@ BASE = {"data": {"source": "synthetic", "synthetic": {"rows": 10_000, "structure
         "model": {"hidden_units": [32]}, "train": {"epochs": 2}}
 
 
-def _spec(tmp_path, name, top_k):
+def _spec(tmp_path, name, top_k, seeds=1):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "base_config": BASE, "budget": {"amount": 2.0}, "max_parallel": 2,
-                                    "baseline_seeds": 2, "hypotheses": {"top_k": top_k}}))
+                                    "baseline_seeds": 2, "hypotheses": {"top_k": top_k, "seeds": seeds}}))
     return path
 
 
@@ -38,13 +39,13 @@ def test_a_campaign_learns_insights_and_the_next_one_ranks_with_them(tmp_path, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
     monkeypatch.delenv("RANKWRIGHT_LLM_PROVIDER", raising=False)
-    first = _spec(tmp_path, "first", top_k=3)
+    first = _spec(tmp_path, "first", top_k=3, seeds=2)
     planned = runner.invoke(app, ["plan", str(first), "--skip-smoke"])
     assert planned.exit_code == 1 and "no finished baseline yet" in planned.output  # skipped smoke blocks approval
     store, campaign = _approve("first")
     plan = store.latest_plan(campaign.id)[1]
     hypotheses = [p for p in plan["experiments"] if p["name"] != "baseline"]
-    assert len(hypotheses) == 3 and all(p["source"] in ("knowledge", "diagnosis", "history") for p in hypotheses)
+    assert len(hypotheses) == 6 and all(p["source"] in ("knowledge", "diagnosis", "history") for p in hypotheses)
     assert all(p["technique"] and p["reason"].startswith("rank ") for p in hypotheses)
 
     ran = runner.invoke(app, ["run", str(first), "--interval", "0.5"])
@@ -52,8 +53,17 @@ def test_a_campaign_learns_insights_and_the_next_one_ranks_with_them(tmp_path, m
     learned = [e for e in store.events(campaign.id) if e.kind == "learn"]
     assert len(learned) == 3
     insights = load_all(store)
-    assert sorted(i.technique for i in insights) == sorted(p["technique"] for p in hypotheses)
-    assert all(i.campaign == "first" and i.context.baseline_ne and i.seeds == 1 for i in insights)
+    assert sorted(i.technique for i in insights) == sorted({p["technique"] for p in hypotheses})
+    assert all(i.campaign == "first" and i.context.baseline_ne and i.seeds == 2 for i in insights)
+    # each effect is the seed-paired comparison of the runs the store holds
+    by_key = {e.idempotency_key: float(e.metrics["objective"]) for e in store.experiments(campaign.id)}
+
+    def objective(name):
+        return {s: by_key[experiment_key("first", name, s)] for s in (1, 2)}
+
+    name_of = {p["technique"]: p["name"] for p in hypotheses}
+    for i in insights:
+        assert (i.effect, i.effect_se) == seeded_effect(objective(name_of[i.technique]), objective("baseline"))
 
     listed = runner.invoke(app, ["insights", "--model", "dnn", "--json"])
     assert listed.exit_code == 0

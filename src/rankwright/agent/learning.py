@@ -50,7 +50,8 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
                       embedding_parameters: float | None = None, baseline_cost: float = 1.0) -> Ranking:
     kb = load_knowledge_base()
     paths = {k.path for k in target.knobs}
-    noise = noise_threshold(baseline, 1) if len(baseline) >= 2 else 0.002
+    # "beats the noise" as the learn step will judge it: the plan's seeds per hypothesis
+    noise = noise_threshold(baseline, spec.hypotheses.seeds) if len(baseline) >= 2 else 0.002
     return rank_hypotheses(
         kb=kb, model_family=model_family(spec, target), knob_paths=paths,
         current=knob_values(target.base_config, paths), validate=target.validate_changes,
