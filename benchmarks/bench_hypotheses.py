@@ -10,8 +10,8 @@ best-NE epoch kept, all with the built-in ranking codebase. From those measured 
 - precision at 5: the share of a ranking's top 5 whose mean validation NE beats the
   baseline's by more than its noise (two standard errors of the difference of the means,
   unpaired, from the baseline's seed spread), against the expected precision of a random
-  ordering of the same candidates (the share of all candidates that beat the noise); and,
-  less coarse, the mean measured effect of the top 5 against the mean of all candidates;
+  ordering of the candidates (the share of all measured candidates that beat the noise);
+  and, less coarse, the mean measured effect of the top 5 against that of all candidates;
 - cold: the engine ranks the target task's hypotheses from the knowledge base and the
   diagnosis of the target baseline; warm: the same, after the source task's comparisons
   were stored as insights exactly as a campaign's learn step stores them (paired on seeds);
@@ -229,7 +229,9 @@ def main() -> None:
             if missing and not args.limit:
                 raise RuntimeError(f"ranked but never measured: {missing}")
             cold, warm = [n for n in cold if n in facts], [n for n in warm if n in facts]
-            pool_names = cold
+            # A random order draws from every measured candidate (each ranking drops its own
+            # conflicts, so the cold and warm lists are not the same subset).
+            pool_names = sorted(facts)
             random_p = sum(facts[n]["helps"] for n in pool_names) / len(pool_names)
             p_cold = sum(facts[n]["helps"] for n in cold[:TOP]) / TOP
             p_warm = sum(facts[n]["helps"] for n in warm[:TOP]) / TOP
@@ -238,7 +240,8 @@ def main() -> None:
             cold_best, cold_cpu, cold_ran = campaign_replay(cold, facts, base_cpu, None, COLD_BUDGET)
             warm_best, warm_cpu, warm_ran = campaign_replay(warm, facts, base_cpu, cold_best, None)
             row = {
-                "structure": structure, "candidates": len(pool_names), "diagnosis": signals,
+                "structure": structure, "candidates": len(pool_names), "ranked_cold": len(cold),
+                "ranked_warm": len(warm), "diagnosis": signals,
                 "baseline_ne": statistics.mean(r["ne"] for r in target["runs"]["baseline"]),
                 "baseline_ne_sd": statistics.stdev(r["ne"] for r in target["runs"]["baseline"]),
                 "helping": sorted(n for n in pool_names if facts[n]["helps"]),
@@ -273,7 +276,9 @@ def render(rows: list[dict], args, total: float) -> str:
              f"DNN (hidden 256-128, batch 512, best-NE epoch) on the synthetic click log, {args.rows:,} rows, "
              f"{args.epochs} epochs, validation NE; source tasks generator seed {args.source_seed}, target tasks seed "
              f"{args.target_seed}; baseline {BASELINE_SEEDS} seeds, every candidate {CANDIDATE_SEEDS} seeds; "
-             f"{os.cpu_count()} cores, {total / 60:.0f} min in all.", "",
+             f"{sum(len(rs) for r in rows for side in r['runs'].values() for rs in side.values())} runs, "
+             f"{sum(x['cpu_s'] for r in rows for side in r['runs'].values() for rs in side.values() for x in rs) / 60:.0f}"
+             f" CPU-min measured on {os.cpu_count()} cores.", "",
              "| task | candidates | helping | baseline NE sd | P@5 random | P@5 cold | P@5 warm | "
              "top-5 mean effect: all, cold, warm | cold: best NE, CPU s (runs) | warm: best NE, CPU s (runs) | "
              "warm / cold compute |",
