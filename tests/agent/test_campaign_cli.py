@@ -115,3 +115,23 @@ def test_the_same_name_with_another_spec_is_refused(workdir):
     result = runner.invoke(app, ["plan", str(other), "--skip-smoke"])
     assert result.exit_code == 2 and "different spec" in result.output
     assert _db_digest(workdir) == before
+
+
+def test_an_objective_read_at_another_metrics_best_epoch_is_a_warning_not_a_block(workdir):
+    from rankwright.agent.planning import preflight
+    from rankwright.agent.spec import load_campaign
+
+    spec, target = load_campaign(_write(workdir / "c.yaml", SPEC))  # objective valid.ne, monitor auc (default)
+    (item,) = [i for i in preflight(spec, target, smoke=False) if i.name == "objective measured at its best epoch"]
+    assert item.ok and item.warning and "validation auc" in item.detail
+    assert item.fix == "set train.monitor: ne in base_config"
+    planned = runner.invoke(app, ["plan", str(workdir / "c.yaml"), "--skip-smoke"])
+    assert "│ warning │" in planned.output and "train.monitor:" in planned.output  # shown, in a wrapped table
+
+    aligned = yaml.safe_load(yaml.safe_dump(SPEC))
+    aligned["base_config"]["train"]["monitor"] = "ne"
+    spec, target = load_campaign(_write(workdir / "d.yaml", aligned))
+    assert not [i for i in preflight(spec, target, smoke=False) if i.warning]
+    aligned["objective"] = {"metric": "test.auc", "direction": "maximize"}  # not a validation metric: no opinion
+    spec, target = load_campaign(_write(workdir / "e.yaml", aligned))
+    assert not [i for i in preflight(spec, target, smoke=False) if i.warning]

@@ -75,7 +75,8 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
     for column in ("check", "", "detail", "how to fix"):
         checks.add_column(column)
     for item in items:
-        checks.add_row(item.name, "[green]ok[/]" if item.ok else "[red]FAILED[/]", item.detail, item.fix)
+        state = "[yellow]warning[/]" if item.ok and item.warning else ("[green]ok[/]" if item.ok else "[red]FAILED[/]")
+        checks.add_row(item.name, state, item.detail, item.fix)
     console.print(checks)
     table = Table(title=f"plan {plan_id}: validation phase")
     for column in ("experiment", "source", "seed", "changes", "predicted " + spec.budget.unit):
