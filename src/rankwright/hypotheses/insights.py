@@ -31,6 +31,9 @@ SAME_CONTEXT = 0.9  # similarity above which a context counts as "the same" (no 
 # A technique's true effect differs between datasets even when the contexts look alike and
 # the effects are measured exactly. On the same data it differs only by how it was measured:
 SAME_DATA_SPREAD = 0.0005  # relative NE
+# No seed spread is taken as smaller than this share of the baseline's NE: a few seeds that
+# happen to agree never read as certainty.
+SEED_SD_FLOOR = 0.0005
 # On other data the spread is a share of the knowledge base's prior sd for the technique
 # (which is its spread over the published datasets). This default holds until the insights
 # themselves contain enough pairs to estimate it (`estimate_spread`).
@@ -242,7 +245,7 @@ def relative_effect(candidate_ne: Sequence[float], baseline_ne: Sequence[float])
     mb = sum(baseline_ne) / len(baseline_ne)
     mc = sum(candidate_ne) / len(candidate_ne)
     sb, sc = _sd(baseline_ne), _sd(candidate_ne)
-    floor = 0.0005 * abs(mb)
+    floor = SEED_SD_FLOOR * abs(mb)
     sb = max(sb if sb is not None else (sc or 0.0), floor)
     sc = max(sc if sc is not None else sb, floor)
     se = math.sqrt(sb**2 / len(baseline_ne) + sc**2 / len(candidate_ne)) / abs(mb)
@@ -261,7 +264,7 @@ def seeded_effect(candidate: Mapping[Any, float], baseline: Mapping[Any, float])
         return relative_effect(list(candidate.values()), list(baseline.values()))
     mb = abs(sum(baseline.values()) / len(baseline))
     diffs = [candidate[s] - baseline[s] for s in shared]
-    sd = max(_sd(diffs) or 0.0, 0.0005 * mb)
+    sd = max(_sd(diffs) or 0.0, SEED_SD_FLOOR * mb)
     return sum(diffs) / len(diffs) / mb, sd / math.sqrt(len(diffs)) / mb
 
 
@@ -269,7 +272,7 @@ def noise_threshold(baseline_ne: Sequence[float], candidate_seeds: int) -> float
     """How much better (relative NE) a candidate must look to count as beyond the baseline's
     noise: two standard errors of the difference of means, from the baseline's seed spread."""
     mb = abs(sum(baseline_ne) / len(baseline_ne))
-    sb = max(_sd(baseline_ne) or 0.0, 0.0005 * mb)
+    sb = max(_sd(baseline_ne) or 0.0, SEED_SD_FLOOR * mb)
     return 2.0 * sb * math.sqrt(1.0 / len(baseline_ne) + 1.0 / max(candidate_seeds, 1)) / mb
 
 
