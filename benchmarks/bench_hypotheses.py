@@ -130,21 +130,14 @@ def context_of(task: dict):
 
 def insights_from(task: dict, campaign: str):
     """What the learn step of a campaign on this task would store (paired on seeds)."""
-    from rankwright.hypotheses.insights import Insight, noise_threshold, seeded_effect
+    from rankwright.hypotheses.insights import comparison_insight
 
-    base = [r["ne"] for r in task["runs"]["baseline"]]
-    base_by_seed = {r["seed"]: r["ne"] for r in task["runs"]["baseline"]}
+    by_seed = {label: {r["seed"]: r["ne"] for r in runs} for label, runs in task["runs"].items()}
     base_cpu = statistics.mean(r["cpu_s"] for r in task["runs"]["baseline"])
     ctx = context_of(task)
-    out = []
-    for tech, changes in task["candidates"].items():
-        ne = [r["ne"] for r in task["runs"][tech]]
-        effect, se = seeded_effect({r["seed"]: r["ne"] for r in task["runs"][tech]}, base_by_seed)
-        out.append(Insight(technique=tech, changes=changes, context=ctx, effect=effect, effect_se=se, seeds=len(ne),
-                           noise=noise_threshold(base, len(ne)),
-                           cost_factor=statistics.mean(r["cpu_s"] for r in task["runs"][tech]) / base_cpu,
-                           campaign=campaign).with_uid())
-    return out
+    return [comparison_insight(tech, changes, ctx, by_seed[tech], by_seed["baseline"],
+                               statistics.mean(r["cpu_s"] for r in task["runs"][tech]) / base_cpu, campaign)
+            for tech, changes in task["candidates"].items()]
 
 
 def rank(task: dict, kb, insights) -> list[str]:

@@ -10,7 +10,9 @@ from typing import Any, Sequence
 
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
-from rankwright.hypotheses.insights import Context, Insight, data_identity, load_all, noise_threshold, seeded_effect
+from rankwright.hypotheses.insights import (
+    Context, Insight, comparison_insight, data_identity, load_all, noise_threshold,
+)
 from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
 from rankwright.targets import Target
 
@@ -101,14 +103,10 @@ def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], 
         values = objectives(name)
         if values is None:
             continue
-        effect, se = seeded_effect(values, base_by_seed)  # paired on the seeds both arms ran
         rows = [done[key_of(name, p["seed"])] for p in by_name[name]]
-        fresh.append(Insight(
-            technique=by_name[name][0].get("technique") or name, changes=dict(by_name[name][0]["changes"]),
-            context=context, effect=effect, effect_se=se, seeds=len(values), noise=noise_threshold(base, len(values)),
-            cost_factor=statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in rows) / base_cost,
-            campaign=spec.name,
-        ).with_uid())
+        fresh.append(comparison_insight(
+            by_name[name][0].get("technique") or name, by_name[name][0]["changes"], context, values, base_by_seed,
+            statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in rows) / base_cost, spec.name))
 
     def explain(new_rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
         events = [(campaign_id, "learn", f"{r['technique']}: {r['effect'] * 100:+.2f}% {spec.objective.metric} "

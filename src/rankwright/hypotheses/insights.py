@@ -268,6 +268,17 @@ def seeded_effect(candidate: Mapping[Any, float], baseline: Mapping[Any, float])
     return sum(diffs) / len(diffs) / mb, sd / math.sqrt(len(diffs)) / mb
 
 
+def comparison_insight(technique: str, changes: Mapping[str, Any], context: Context, candidate: Mapping[Any, float],
+                       baseline: Mapping[Any, float], cost_factor: float, campaign: str) -> Insight:
+    """One finished comparison (objective by seed on each arm, as minimised) as the insight
+    the learn step stores: the paired effect, and the noise threshold for this many
+    candidate seeds."""
+    effect, se = seeded_effect(candidate, baseline)
+    return Insight(technique=technique, changes=dict(changes), context=context, effect=effect, effect_se=se,
+                   seeds=len(candidate), noise=noise_threshold(list(baseline.values()), len(candidate)),
+                   cost_factor=cost_factor, campaign=campaign).with_uid()
+
+
 def noise_threshold(baseline_ne: Sequence[float], candidate_seeds: int) -> float:
     """How much better (relative NE) a candidate must look to count as beyond the baseline's
     noise: two standard errors of the difference of means, from the baseline's seed spread."""
