@@ -4,9 +4,12 @@ into insights for every later campaign."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
@@ -25,7 +28,7 @@ def model_family(spec: CampaignSpec, target: Target) -> str:
 
 
 def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[float] = (),
-                     embedding_parameters: float | None = None) -> Context:
+                     embedding_parameters: float | None = None, fidelity: float | None = None) -> Context:
     """Where this campaign's comparisons are made. What cannot be known yet (the baseline NE
     before the baseline ran) is left out of similarity rather than guessed."""
     features = target.cost_features(target.base_config)
@@ -41,7 +44,8 @@ def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[floa
     data = target.base_config.get("data") or {}
     return Context(model_family=model_family(spec, target), rows=features.rows, fields=fields,
                    mean_cardinality=mean_cardinality, baseline_ne=statistics.mean(baseline) if baseline else None,
-                   fidelity=float(data.get("train_fraction", 1.0) or 1.0) if isinstance(data, dict) else 1.0,
+                   fidelity=fidelity if fidelity is not None else (
+                       float(data.get("train_fraction", 1.0) or 1.0) if isinstance(data, dict) else 1.0),
                    task=str((data.get("synthetic") or {}).get("structure", data.get("source", ""))
                             if isinstance(data, dict) else ""),
                    data_id=data_identity(data))
@@ -57,83 +61,106 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
     return rank_hypotheses(
         kb=kb, model_family=model_family(spec, target), knob_paths=paths,
         current=knob_values(target.base_config, paths), validate=target.validate_changes,
-        context=campaign_context(spec, target, baseline, embedding_parameters), insights=load_all(store),
+        context=campaign_context(spec, target, baseline, embedding_parameters), insights=dedupe(load_all(store)),
         findings=findings, llm_suggestions=llm_suggestions, noise=noise, baseline_cost=baseline_cost,
     )
 
 
-def learn(store: Any, spec: CampaignSpec, target: Target, plan: dict[str, Any], campaign_id: int,
-          key_of: Any, collected: Sequence[str]) -> list[str]:
-    """Record an insight for every comparison that the runs `collected` in this wake may
-    have completed: all seeds of a planned change and of the baseline succeeded. Only those
-    comparisons are read, so a campaign with thousands of finished experiments pays for
-    what changed. Insights are keyed by technique, changes, context and campaign, so a
-    comparison is learned once. Returns the techniques learned now."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    name_of: dict[str, str] = {}
-    for p in plan["experiments"]:
-        by_name.setdefault(p["name"], []).append(p)
-        name_of[key_of(p["name"], p["seed"])] = p["name"]
-    touched = {name_of[k] for k in collected if k in name_of}
-    if "baseline" not in by_name or not touched:
-        return []
-    names = [n for n in by_name if n != "baseline" and ("baseline" in touched or n in touched)]
-    keys = [key_of(n, p["seed"]) for n in ["baseline", *names] for p in by_name[n]]
-    done = {e.idempotency_key: e for e in store.experiments_by_keys(campaign_id, keys)
-            if e.status.value == "succeeded" and e.metrics}
+def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[str]:
+    """Record an insight for every finished comparison in the store that has none yet: a
+    hypothesis arm whose every planned seed ended, against the baseline at the same
+    fidelity (paired on their shared seeds). Derived from the store on every wake that
+    reads the state, so an agent killed between collecting a run and learning from it
+    loses nothing. An insight is named by campaign, arm and seed count: one measured
+    again with more seeds (a borderline hypothesis) is a new insight, and the ranking
+    keeps the one with the most seeds. Returns the techniques learned now."""
+    from rankwright.agent.naming import BASELINE, is_low
+
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
-
-    def objectives(name: str) -> dict[int, float] | None:
-        """Seed -> objective (as minimised), once every seed of `name` succeeded."""
-        keys = {p["seed"]: key_of(name, p["seed"]) for p in by_name[name]}
-        if not all(k in done for k in keys.values()):
-            return None
-        return {seed: sign * float(done[k].metrics["objective"]) for seed, k in keys.items()}
-
-    base_by_seed = objectives("baseline")
-    if not base_by_seed:
-        return []
-    base = list(base_by_seed.values())
-    base_rows = [done[key_of("baseline", p["seed"])] for p in by_name["baseline"]]
-    emb = (base_rows[0].metrics.get("metrics") or {}).get("embedding_parameters")
-    context = campaign_context(spec, target, [abs(b) for b in base], emb)
-    base_cost = statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in base_rows)
     fresh: list[Insight] = []
-    for name in names:
-        values = objectives(name)
-        if values is None:
+    contexts: dict[bool, Context] = {}
+    for arm in state.arms():
+        first = state.first_entry(arm)
+        technique = first.get("technique") or (first["hypothesis"] if first.get("source") == "spec" else None)
+        if not technique or not state.complete(arm):
             continue
-        rows = [done[key_of(name, p["seed"])] for p in by_name[name]]
-        fresh.append(comparison_insight(
-            by_name[name][0].get("technique") or name, by_name[name][0]["changes"], context, values, base_by_seed,
-            statistics.mean(max(e.actual_cost or 0.0, 1e-9) for e in rows) / base_cost, spec.name))
+        low = is_low(arm)
+        base_arm = BASELINE + ("@low" if low else "")
+        values, base = state.values(arm), state.values(base_arm)
+        if not values or len(base) < 2 or not state.complete(base_arm) or not set(values) <= set(base):
+            continue
+        if low not in contexts:
+            rows = [state.runs[f"{spec.name}/{base_arm}/seed{s}"] for s in sorted(base)]
+            emb = _embedding_parameters(store, state, base_arm)
+            contexts[low] = campaign_context(spec, target, [abs(sign * r.objective) for r in rows], emb,
+                                             fidelity=_fidelity(state.low) if low else 1.0)
+        cost = _mean_cost(state, arm) / max(_mean_cost(state, base_arm), 1e-9)
+        insight = comparison_insight(technique, first["delta"], contexts[low], values, base, cost, spec.name)
+        fresh.append(replace(insight, uid=hashlib.sha256(f"{spec.name}/{arm}/{len(values)}".encode())
+                             .hexdigest()[:24]))
+    if not fresh:
+        return []
+    campaign_id = store.campaign(spec.name).id
 
     def explain(new_rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
-        events = [(campaign_id, "learn", f"{r['technique']}: {r['effect'] * 100:+.2f}% {spec.objective.metric} "
-                                        f"(se {r['effect_se'] * 100:.2f}%, noise {r['noise'] * 100:.2f}%) -> "
-                                        f"{'helped' if r['effect'] < -r['noise'] else 'did not help'}")
-                  for r in new_rows[:50]]  # a flood (a late baseline seed) is summarised
+        events = []
+        for r in new_rows[:50]:  # a flood (a late baseline seed) is summarised
+            i = Insight.from_json(r)
+            word = "helped" if i.helped else ("no gain worth having" if i.conclusive_failure else "inconclusive")
+            events.append((campaign_id, "learn", f"{i.technique}: {i.effect * 100:+.2f}% {spec.objective.metric} "
+                                                 f"(se {i.effect_se * 100:.2f}%, {i.seeds} seeds, fidelity "
+                                                 f"{i.context.fidelity:g}) -> {word}"))
         if len(new_rows) > 50:
             events.append((campaign_id, "learn", f"... and {len(new_rows) - 50} more insights"))
         return events
 
     new = set(store.add_insights([i.to_json() for i in fresh], explain=explain))
-    learned = [i for i in fresh if i.uid in new]
-    return [i.technique for i in learned]
+    return [i.technique for i in fresh if i.uid in new]
 
 
-def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_llm: bool = True
-             ) -> tuple[Ranking, list[str]]:
+def _fidelity(low: Mapping[str, Any]) -> float:
+    share = low.get("data.train_fraction", 1.0)
+    return float(share) if isinstance(share, (int, float)) else 1.0
+
+
+def _mean_cost(state: Any, arm: str) -> float:
+    costs = [r.actual for s in state.seeds(arm) if (r := state.runs.get(f"{state.name}/{arm}/seed{s}")) and r.actual]
+    return statistics.mean(costs) if costs else 1e-9
+
+
+def _embedding_parameters(store: Any, state: Any, arm: str) -> float | None:
+    rows = store.experiments_by_keys(store.campaign(state.name).id, [f"{state.name}/{arm}/seed1"])
+    metrics = (rows[0].metrics or {}).get("metrics") if rows else None
+    return (metrics or {}).get("embedding_parameters")
+
+
+def dedupe(insights: Sequence[Insight]) -> list[Insight]:
+    """One insight per campaign comparison: the one measured with the most seeds."""
+    best: dict[tuple[str, str, str], Insight] = {}
+    for i in insights:
+        key = (i.campaign, i.technique, json.dumps(i.changes, sort_keys=True, default=str)
+               + str(i.context.fidelity))
+        if key not in best or i.seeds > best[key].seeds:
+            best[key] = i
+    return list(best.values())
+
+
+def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_llm: bool = True,
+             diagnose_key: str | None = None) -> tuple[Ranking, list[str]]:
     """Everything the research agent knows now, ranked: the knowledge base, the insights in
     the store, the diagnosis of the finished baseline (if it has run) and the LLM (if one is
-    configured). Returns the ranking and notes on what was (not) used and why."""
-    from rankwright.agent.wake import experiment_key, work_dir
+    configured). `diagnose_key` names the run to diagnose (default: the baseline's first
+    seed). Returns the ranking and notes on what was (not) used and why."""
+    from rankwright.agent.naming import experiment_key, work_dir
     from rankwright.hypotheses.diagnosis import diagnose_run
     from rankwright.hypotheses.llm import llm_config_from_env, suggest
 
     notes: list[str] = []
     campaign = store.campaign(spec.name)
-    base_keys = [experiment_key(spec.name, "baseline", s) for s in range(1, spec.baseline_seeds + 1)]
+    from rankwright.agent.spec import low_fidelity
+
+    base_arm = "baseline@low" if low_fidelity(spec, target) else "baseline"
+    base_keys = [experiment_key(spec.name, base_arm, s) for s in range(1, spec.baseline_seeds + 1)]
     finished = {} if campaign is None else {
         e.idempotency_key: e for e in store.experiments_by_keys(campaign.id, base_keys)
         if e.status.value == "succeeded" and e.metrics}
@@ -142,9 +169,10 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
     findings: list[Any] = []
     embedding = None
     if base_rows:
-        findings = diagnose_run(work_dir(root, base_rows[0].idempotency_key))
+        diagnosed = diagnose_key or base_rows[0].idempotency_key
+        findings = diagnose_run(work_dir(root, diagnosed))
         embedding = (base_rows[0].metrics.get("metrics") or {}).get("embedding_parameters")
-        notes.append(f"diagnosis of {base_rows[0].idempotency_key}: "
+        notes.append(f"diagnosis of {diagnosed}: "
                      + ("; ".join(f"{f.signal} ({f.strength:.2f})" for f in findings) or "nothing notable"))
     else:
         notes.append("no finished baseline yet: ranked without a diagnosis (it comes once the baseline has run)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,43 +118,123 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
 @dataclass(frozen=True)
 class PlannedExperiment:
     phase: str
-    name: str
-    changes: dict[str, Any]
+    name: str  # the arm: a hypothesis (or baseline) at one fidelity ("@low" for low fidelity)
+    changes: dict[str, Any]  # every knob change the run gets: the hypothesis's and the fidelity's
     seed: int
     predicted_hours: float
     technique: str | None = None  # the knowledge-base technique a hypothesis applies
-    source: str = "spec"  # spec | history | knowledge | diagnosis | llm
+    source: str = "spec"  # spec | history | knowledge | diagnosis | llm | baseline | combination | exploitation
     reason: str = ""
+    hypothesis: str = ""  # the arm's name without its fidelity
+    delta: dict[str, Any] = field(default_factory=dict)  # the hypothesis's own changes
+    fidelity: str = "full"  # low | full
+    params: dict[str, Any] = field(default_factory=dict)  # an exploitation trial's sampled values
+
+
+# What the up-front projection assumes of the later phases (the real ones depend on results)
+PROJECTED_PROMOTED = 2
 
 
 def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[PlannedExperiment]:
-    """Validation phase: the baseline with seeds, each listed change once, then the top
-    `spec.hypotheses.top_k` of the engine's `ranking` (those not already listed).
-    (Combination and exploitation phases come with the three-phase planner.)"""
-    def hours(changes: dict[str, Any]) -> float:
-        return target.predict_hours(changes)
+    """The first round of validation: the baseline with seeds at low fidelity, each change
+    of the spec, then the top `spec.hypotheses.top_k` of the engine's `ranking` (those not
+    already listed), each with `spec.hypotheses.seeds` seeds shared with the baseline.
+    Later rounds and phases are decided by the agent inside the approved strategy."""
+    from rankwright.agent.naming import arm_name
+    from rankwright.agent.spec import low_fidelity
 
-    plan = [PlannedExperiment("validation", "baseline", {}, seed, hours({})) for seed in range(1, spec.baseline_seeds + 1)]
-    plan += [PlannedExperiment("validation", c.name, dict(c.set), 1, hours(dict(c.set)), reason=c.reason)
-             for c in spec.changes]
+    low = low_fidelity(spec, target)
+
+    def runs(name: str, delta: dict[str, Any], seeds: int, **extra: Any) -> list[PlannedExperiment]:
+        changes = {**low, **delta}
+        hours = target.predict_hours(changes)
+        return [PlannedExperiment("validation", arm_name(name, bool(low)), changes, seed, hours, hypothesis=name,
+                                  delta=dict(delta), fidelity="low" if low else "full", **extra)
+                for seed in range(1, seeds + 1)]
+
+    seeds = spec.hypotheses.seeds
+    plan = runs("baseline", {}, max(spec.baseline_seeds, seeds), source="baseline",
+                reason="the baseline, with seeds: the noise every hypothesis is judged against")
+    for change in spec.changes:
+        plan += runs(change.name, dict(target.validate_changes(change.set)), seeds,
+                     technique=_technique_of(spec, target, dict(change.set)), reason=change.reason)
     if ranking is not None and spec.hypotheses.top_k:
         taken = {c.name for c in spec.changes} | {"baseline"}
-        listed = [dict(c.set) for c in spec.changes]
-        chosen = [h for h in ranking.hypotheses if h.name not in taken and h.changes not in listed]
+        listed = [dict(target.validate_changes(c.set)) for c in spec.changes]
+        allowed = spec.strategy.techniques
+        chosen = [h for h in ranking.hypotheses if h.name not in taken and h.changes not in listed
+                  and (allowed is None or h.technique is None or h.technique in allowed)]
         for h in chosen[: spec.hypotheses.top_k]:
-            plan += [PlannedExperiment("validation", h.name, dict(h.changes), seed, hours(dict(h.changes)),
-                                       technique=h.technique, source=h.source, reason=h.reason)
-                     for seed in range(1, spec.hypotheses.seeds + 1)]
+            plan += runs(h.name, dict(h.changes), seeds, technique=h.technique, source=h.source, reason=h.reason)
     return plan
 
 
-def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[PlannedExperiment]) -> dict[str, Any]:
+def _technique_of(spec: CampaignSpec, target: Target, changes: dict[str, Any]) -> str | None:
+    """The knowledge-base technique a spec change is (same changes on this baseline), so the
+    engine knows it was measured whatever the spec called it."""
+    try:
+        from rankwright.agent.learning import model_family
+        from rankwright.hypotheses.engine import technique_for_changes
+        from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
+    except ImportError:  # pragma: no cover - the engine predates the function
+        return None
+    paths = {k.path for k in target.knobs}
+    return technique_for_changes(load_knowledge_base(), model_family(spec, target), paths,
+                                 knob_values(target.base_config, paths), target.validate_changes,
+                                 target.validate_changes(changes))
+
+
+def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]) -> dict[str, float]:
+    """The up-front estimate per phase, in the budget's unit: validation's first round as
+    planned and its later rounds alike; combination and exploitation as the strategy would
+    run them with `PROJECTED_PROMOTED` promoted hypotheses. Each phase is capped at what
+    the strategy lets it spend (its share plus what earlier phases leave)."""
+    from rankwright.agent.spec import low_fidelity, search_space
+
+    st = spec.strategy
+    full = target.predict_hours({})
+    low = target.predict_hours(low_fidelity(spec, target)) if low_fidelity(spec, target) else full
+    first = sum(p.predicted_hours for p in plan)
+    per_round = spec.hypotheses.top_k * spec.hypotheses.seeds * low
+    validation = first + (st.rounds - 1) * per_round
+    promoted = min(PROJECTED_PROMOTED, spec.hypotheses.top_k * st.rounds + len(spec.changes))
+    checked = promoted + (st.fidelity_check_rejected if low_fidelity(spec, target) else 0)
+    combination = (1 + checked + max(promoted - 1, 0)) * st.full_seeds * full
+    trials = st.trials if search_space(spec, target) else 0
+    exploitation = trials * full + (2 * st.confirmation_seeds - st.full_seeds) * full
+    plannable = spec.budget.amount * spec.budget.pause_threshold
+    out, left = {}, plannable
+    for phase, cost in (("validation", validation), ("combination", combination), ("exploitation", exploitation)):
+        later = sum(st.phases.of(p) for p in ("validation", "combination", "exploitation")
+                    [("validation", "combination", "exploitation").index(phase) + 1:]) * plannable
+        out[phase] = min(cost, max(left - later, 0.0))
+        left -= out[phase]
+    return out
+
+
+def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[PlannedExperiment],
+                  target: Target | None = None) -> dict[str, Any]:
+    from rankwright.agent.spec import low_fidelity, search_space
+
+    phases = projection(spec, target, plan) if target is not None else {
+        "validation": sum(p.predicted_hours for p in plan)}
     return {
         "preflight": [asdict(i) for i in items],
         "preflight_ok": all(i.ok for i in items),
         "experiments": [asdict(p) for p in plan],
-        "estimated_hours": sum(p.predicted_hours for p in plan),
-        "phases": {phase: sum(p.predicted_hours for p in plan if p.phase == phase)
-                   for phase in dict.fromkeys(p.phase for p in plan)},
+        "estimated_hours": sum(phases.values()),
+        "first_round_hours": sum(p.predicted_hours for p in plan),
+        "phases": phases,
         "budget": spec.budget.model_dump(),
+        "plannable": spec.budget.amount * spec.budget.pause_threshold,
+        "strategy": {
+            **spec.strategy.model_dump(mode="json"),
+            "low_fidelity": low_fidelity(spec, target) if target is not None else {},
+            "search_space": {k: r.model_dump(mode="json") for k, r in
+                             (search_space(spec, target) if target is not None else {}).items()},
+            "seeds": {"baseline": spec.baseline_seeds, "validation": spec.hypotheses.seeds,
+                      "full": spec.strategy.full_seeds, "confirmation": spec.strategy.confirmation_seeds},
+            "round_size": spec.hypotheses.top_k, "max_parallel": spec.max_parallel,
+            "allowed_paths": list(spec.allowed_paths),
+        },
     }

@@ -1,5 +1,6 @@
 """The campaign spec: one YAML naming the target, objective, budget, parallelism, the
-paths the agent may write, and (until the hypothesis engine lands) the knob changes to try.
+paths the agent may write, the knob changes it must try, and the strategy the engineer
+approves (phase shares, search space, fidelities, seeds, statistics).
 
 Loading validates everything a person can get wrong, including knob names and ranges
 against the target's schema, before the store is touched.
@@ -51,9 +52,74 @@ class Change(_Frozen):
 class HypothesisPolicy(_Frozen):
     """How many of the hypothesis engine's ranked hypotheses the validation phase tests."""
 
-    top_k: int = Field(0, ge=0, le=200, description="plan the engine's top K hypotheses besides `changes` (0: off)")
-    seeds: int = Field(1, ge=1, le=20, description="seeds per hypothesis")
+    top_k: int = Field(0, ge=0, le=200, description="hypotheses per validation round from the engine besides "
+                                                      "`changes` (0: the spec's changes only)")
+    seeds: int = Field(2, ge=1, le=20, description="seeds per hypothesis in validation (paired with the baseline's)")
     use_llm: bool = Field(True, description="ask the LLM when one is configured (RANKWRIGHT_LLM_*)")
+
+
+class PhaseShares(_Frozen):
+    """How the plannable budget is split; what a phase leaves unused flows to the next."""
+
+    validation: float = Field(0.5, ge=0, le=1)
+    combination: float = Field(0.25, ge=0, le=1)
+    exploitation: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "PhaseShares":
+        total = self.validation + self.combination + self.exploitation
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the phase shares must add up to 1 (they add up to {total:g})")
+        return self
+
+    def of(self, phase: str) -> float:
+        return float(getattr(self, phase))
+
+
+class SearchRange(_Frozen):
+    """One numeric knob the exploitation phase may tune, and the range approved for it."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchRange":
+        if not self.low < self.high:
+            raise ValueError(f"low {self.low:g} must be below high {self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
+
+class Strategy(_Frozen):
+    """What the engineer approves besides the budget. Inside it the agent re-plans alone;
+    a re-plan that would leave it pauses the campaign and asks."""
+
+    phases: PhaseShares = Field(default_factory=PhaseShares)
+    low_fidelity: dict[str, Any] | None = Field(
+        None, description="knob changes of a validation run (default on the built-in target: half the "
+                          "training rows); {} runs validation at full fidelity")
+    rounds: int = Field(3, ge=1, le=50, description="validation rounds at most")
+    extra_seeds: int = Field(2, ge=0, le=20, description="seeds added to a borderline hypothesis before its verdict")
+    full_seeds: int = Field(3, ge=2, le=50, description="seeds per arm at full fidelity (combination)")
+    confirmation_seeds: int = Field(5, ge=3, le=100, description="seeds of the final winner-vs-baseline check")
+    fidelity_check_rejected: int = Field(2, ge=0, le=20,
+                                         description="rejected hypotheses re-run at full fidelity as a check")
+    alpha: float = Field(0.1, gt=0, lt=0.5, description="error rate of a verdict, after the correction")
+    correction: Literal["holm", "bh"] = "holm"
+    margin: float = Field(0.002, gt=0, lt=0.5,
+                          description="smallest relative gain worth having; below it a technique is retired")
+    trials: int = Field(8, ge=0, le=10_000, description="exploitation trials at most")
+    sampler: Literal["tpe", "gp"] = "tpe"
+    prune: bool = Field(True, description="cancel exploitation trials that the median pruner rejects")
+    search_space: dict[str, SearchRange] | None = Field(
+        None, description="numeric knobs the exploitation phase may tune (default: around the baseline)")
+    techniques: tuple[str, ...] | None = Field(None, description="knowledge-base techniques allowed (default: all)")
 
 
 class CampaignSpec(_Frozen):
@@ -68,6 +134,7 @@ class CampaignSpec(_Frozen):
     allowed_paths: tuple[str, ...] = Field((".rankwright",), min_length=1)
     changes: tuple[Change, ...] = ()
     hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
+    strategy: Strategy = Field(default_factory=Strategy)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -101,4 +168,55 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
             target.validate_changes(change.set)
         except TargetError as exc:
             raise SpecError(f"{path}: changes[{i}] ({change.name}): {exc}") from None
+    try:
+        target.validate_changes(low_fidelity(spec, target))
+    except TargetError as exc:
+        raise SpecError(f"{path}: strategy.low_fidelity: {exc}") from None
+    for knob, bounds in (spec.strategy.search_space or {}).items():
+        try:
+            target.validate_changes({knob: int(bounds.low) if bounds.integer else bounds.low})
+            target.validate_changes({knob: int(bounds.high) if bounds.integer else bounds.high})
+        except TargetError as exc:
+            raise SpecError(f"{path}: strategy.search_space.{knob}: {exc}") from None
     return spec, target
+
+
+BUILTIN_LOW_FIDELITY = {"data.train_fraction": 0.5}
+
+
+def low_fidelity(spec: CampaignSpec, target: Target) -> dict[str, Any]:
+    """The knob changes of a validation run: the spec's, else half the rows on the built-in
+    target, else none (an external target's runs are all full fidelity)."""
+    if spec.strategy.low_fidelity is not None:
+        return dict(spec.strategy.low_fidelity)
+    paths = {k.path for k in target.knobs}
+    return dict(BUILTIN_LOW_FIDELITY) if set(BUILTIN_LOW_FIDELITY) <= paths and spec.target == "builtin" else {}
+
+
+def search_space(spec: CampaignSpec, target: Target) -> dict[str, SearchRange]:
+    """The exploitation phase's knobs and ranges: the spec's, else a default around the
+    baseline on the knobs the target has (learning rate x1/4..x4 on a log scale, dropout,
+    embedding L2 and width). Shown in the plan, so the engineer approves it."""
+    if spec.strategy.search_space is not None:
+        return dict(spec.strategy.search_space)
+    knobs = {k.path: k for k in target.knobs}
+    base = target.base_config if isinstance(target.base_config, dict) else {}
+
+    def current(path: str) -> Any:
+        node: Any = base
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node if node is not None else knobs[path].default
+
+    space: dict[str, SearchRange] = {}
+    lr = current("train.learning_rate") if "train.learning_rate" in knobs else None
+    if isinstance(lr, (int, float)) and lr > 0:
+        space["train.learning_rate"] = SearchRange(low=lr / 4, high=min(lr * 4, 1.0), log=True)
+    if "model.dropout" in knobs:
+        space["model.dropout"] = SearchRange(low=0.0, high=0.5)
+    if "model.embedding_l2" in knobs:
+        space["model.embedding_l2"] = SearchRange(low=1e-7, high=1e-2, log=True)
+    dim = current("model.embedding_dim") if "model.embedding_dim" in knobs else None
+    if isinstance(dim, int) and dim >= 2:
+        space["model.embedding_dim"] = SearchRange(low=max(2, dim // 2), high=dim * 2, integer=True)
+    return space

@@ -1,30 +1,36 @@
 """`wake`: one idempotent, level-triggered step of a campaign.
 
-It reads the whole state from the store and moves it one step: reconcile every unfinished
-experiment with the executor, collect finished runs (metrics, cost settled), check the
-budget, decide what is missing from the approved plan, submit it intent-first. Killing the
-agent anywhere and waking again gives the same result: an intent without a handle is
-resolved by asking the executor for its key, and a key is never submitted twice.
+observe -> decide -> apply, and nothing else:
+- observe: reconcile every unfinished experiment with the executor, collect finished runs
+  (metrics, cost settled), prune exploitation trials the median pruner rejects, learn an
+  insight from every finished comparison that has none, check the budget;
+- decide: once every planned run has ended, the pure `decide(state)` picks the next step
+  of the current phase (or ends the campaign, or pauses it at a guardrail);
+- apply: record the decision as a plan revision (before anything is submitted), then
+  submit every planned experiment that has no run yet, intent first.
+Killing the agent anywhere and waking again gives the same result: an intent without a
+handle is resolved by asking the executor for its key, a key is never submitted twice, and
+a revision number is written once, so a decision taken again after a kill is the same one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import signal
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
+from rankwright.agent.naming import SEED_KNOB, experiment_key, work_dir
 from rankwright.agent.spec import CampaignSpec
+from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus
 from rankwright.store import Store
 from rankwright.store.records import ExperimentStatus
 from rankwright.targets import Target
 
-SEED_KNOB = "train.seed"
 _TERMINAL = {RunStatus.SUCCEEDED: ExperimentStatus.SUCCEEDED, RunStatus.FAILED: ExperimentStatus.FAILED,
              RunStatus.CANCELLED: ExperimentStatus.CANCELLED, RunStatus.LOST: ExperimentStatus.FAILED}
 
@@ -35,12 +41,15 @@ class WakeReport:
     submitted: list[str] = field(default_factory=list)
     state: str = ""
     reasons: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)  # revisions recorded in this wake, in words
+    phase: str = ""
 
 
 def _crash_point(name: str) -> None:
     """Fault injection for the chaos test: `RANKWRIGHT_CRASH_AT=after_submit` kills this
-    process at that point, the way a power cut would (no cleanup, no atexit)."""
-    if os.environ.get("RANKWRIGHT_CRASH_AT") == name:
+    process at that point, the way a power cut would (no cleanup, no atexit). A list
+    (`after_collect,in_decide`) kills at the first of them reached."""
+    if name in os.environ.get("RANKWRIGHT_CRASH_AT", "").split(","):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -60,17 +69,14 @@ def cancel_in_flight(store: Store, executor: Executor, campaign_id: int) -> int:
     return count
 
 
-def experiment_key(campaign: str, name: str, seed: int) -> str:
-    return f"{campaign}/{name}/seed{seed}"
-
-
-def work_dir(root: Path, key: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", key)[:80]
-    return (root / "experiments" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}").resolve()
+def _set_status(store: Store, campaign: Any, new: CampaignStatus) -> None:
+    store.set_campaign_status(campaign.id, move(campaign.status, new, by="agent").value)
 
 
 def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, root: Path,
          on_exit: tuple[str, ...] | None = None) -> WakeReport:
+    from rankwright.agent.observe import observe, planned_experiments
+
     report = WakeReport()
     campaign = store.campaign(spec.name)
     latest = None if campaign is None else store.latest_plan(campaign.id)
@@ -78,13 +84,15 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         report.state = "waiting for approval"
         return report
     plan_id, plan, _ = latest
-    planned_by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in plan["experiments"]}
+    revisions = store.revisions(campaign.id)
+    planned = planned_experiments(plan, revisions)
+    by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in planned}
 
     def render(key: str) -> tuple[tuple[str, ...], dict]:
-        planned = planned_by_key[key]
-        changes = dict(planned["changes"])
+        entry = by_key[key]
+        changes = dict(entry["changes"])
         if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
-            changes.setdefault(SEED_KNOB, planned["seed"])
+            changes.setdefault(SEED_KNOB, entry["seed"])
         command, config = target.render(changes, work_dir(root, key))
         return tuple(command), config
 
@@ -97,7 +105,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         except ExecutorFull:
             return None
 
-    # 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here)
+    # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here)
+    running = []
     for e in store.unfinished(campaign.id):
         handle = e.executor_handle or executor.find(e.idempotency_key)
         if handle is None:
@@ -105,60 +114,106 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         if e.executor_handle is None:
             store.mark_submitted(e.id, handle)
         info = executor.status(handle)
-        if info.status is RunStatus.PENDING and e.idempotency_key in planned_by_key:
+        if info.status is RunStatus.PENDING and e.idempotency_key in by_key:
             send(e.idempotency_key)  # claimed but never launched (its submitter died): launch it
             continue
         if not info.status.is_terminal:
+            running.append((e, handle))
             continue
         result = target.read_result(work_dir(root, e.idempotency_key)) if info.status is RunStatus.SUCCEEDED else None
         status = _TERMINAL[info.status] if info.status is not RunStatus.SUCCEEDED or result else ExperimentStatus.FAILED
         cost = (info.cpu_seconds or 0.0) / 3600.0
         store.mark_finished(e.id, status, cost, result)
         store.append_event(campaign.id, "collect", f"{e.idempotency_key}: {status.value}"
-                           + (f", objective {result['objective']:.5g}" if result else ""), cost=cost)
+                           + (f", objective {result['objective']:.5g}" if result else ""), cost=cost,
+                           phase=by_key.get(e.idempotency_key, {}).get("phase", ""))
         report.collected.append(e.idempotency_key)
+    _crash_point("after_collect")
 
-    # 3. learn: finished comparisons become insights (only when something finished)
-    if report.collected:
+    # observe 3. prune exploitation trials that the median pruner rejects
+    trials = [(e, h) for e, h in running if by_key.get(e.idempotency_key, {}).get("params")]
+    status = parse_status(store.campaign(spec.name).status)
+    if trials and status.may_submit and spec.strategy.prune:
+        from rankwright.agent.phases.exploitation import should_prune
+
+        state = observe(store, spec, target, root, campaign.id, plan, rank=False)
+        for e, handle in trials:
+            prune, why = should_prune(state, by_key[e.idempotency_key]["name"])
+            if prune:
+                executor.cancel(handle)  # collected as cancelled by the next wake, its compute charged
+                store.append_event(campaign.id, "prune", why)
+
+    # observe 4. learn: every finished comparison without an insight (from the store, not from this wake)
+    existing = store.key_states(campaign.id)
+    all_ended = all(k in existing and existing[k].status.is_terminal for k in by_key)
+    if report.collected or all_ended:
         from rankwright.agent.learning import learn
 
-        learn(store, spec, target, plan, campaign.id, lambda name, seed: experiment_key(spec.name, name, seed),
-              report.collected)
+        learn(store, spec, target, observe(store, spec, target, root, campaign.id, plan, rank=False))
 
-    # 4. budget
-    existing = store.key_states(campaign.id)
+    # observe 5. budget
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in existing.values())
     action, why = check_thresholds(policy, current)
-    if action is BudgetAction.HALT:
+    campaign = store.campaign(spec.name)
+    status = parse_status(campaign.status)
+    if action is BudgetAction.HALT and not status.is_terminal:
         cancel_in_flight(store, executor, campaign.id)
-        store.set_campaign_status(campaign.id, "halted")
-    elif action is BudgetAction.PAUSE and campaign.status == "approved":
-        store.set_campaign_status(campaign.id, "paused")
-    if action is not BudgetAction.CONTINUE:
+        _set_status(store, campaign, CampaignStatus.HALTED)
+    elif action is BudgetAction.PAUSE and status is CampaignStatus.APPROVED:
+        _set_status(store, campaign, CampaignStatus.PAUSED)
+    if action is not BudgetAction.CONTINUE and not status.is_terminal:
         store.append_event(campaign.id, "budget", why)
         report.state, report.reasons = ("halted" if action is BudgetAction.HALT else "paused"), [why]
         return report
-    state = store.campaign(spec.name).status
-    if state not in ("approved", "running"):
-        report.state = state
+    if not status.may_submit:
+        report.state = status.value
         return report
 
-    # 5-6. decide what the plan still misses, submit intent-first
-    for planned in plan["experiments"]:
-        key = experiment_key(spec.name, planned["name"], planned["seed"])
+    # decide: once every planned run has ended, the current phase's policy picks the next step
+    if all_ended:
+        from rankwright.agent.decide import decide
+
+        state = observe(store, spec, target, root, campaign.id, plan)
+        decision = decide(state)
+        _crash_point("in_decide")
+        report.phase = decision.phase
+        if decision.action == "finish":
+            store.append_event(campaign.id, "finish", decision.reason)
+            _set_status(store, campaign, CampaignStatus.FINISHED)
+            report.state, report.reasons = "finished", [decision.reason]
+            return report
+        if decision.action == "pause":
+            store.append_event(campaign.id, "guardrail", decision.reason)
+            _set_status(store, campaign, CampaignStatus.PAUSED)
+            report.state, report.reasons = "paused", [decision.reason]
+            return report
+        if decision.action == "run":
+            number = state.next_revision
+            body = {"step": decision.step, "experiments": list(decision.experiments), "data": decision.data or {}}
+            revision = store.record_revision(
+                campaign.id, number, decision.phase, decision.reason, body,
+                event=f"revision {number} ({decision.phase}, {decision.step}): {decision.reason}")
+            _crash_point("after_revision")
+            report.decisions.append(f"revision {revision.number} ({revision.phase}): {revision.reason}")
+            for entry in revision.body["experiments"]:
+                by_key[experiment_key(spec.name, entry["name"], entry["seed"])] = entry
+
+    # apply: submit what the plan and its revisions still miss, intent first
+    for key, entry in by_key.items():
         known = existing.get(key)
         if known is not None and (known.status is not ExperimentStatus.INTENT or known.executor_handle):
             continue
-        ok, why = can_reserve(policy, current, planned["predicted_hours"])
+        ok, why = can_reserve(policy, current, entry["predicted_hours"])
         if not ok and known is None:
             report.reasons.append(why)
             store.append_event(campaign.id, "budget", f"not submitting {key}: {why}")
             break
         if known is None:  # the ledger in hand stays exact without re-reading every row
-            current = replace(current, reserved=current.reserved + planned["predicted_hours"])
-        row = known or store.record_intent(campaign.id, key, render(key)[1], phase=planned["phase"],
-                                           seed=planned["seed"], reserved_cost=planned["predicted_hours"])
+            current = replace(current, reserved=current.reserved + entry["predicted_hours"])
+        row = known or store.record_intent(campaign.id, key, render(key)[1], phase=entry["phase"],
+                                           seed=entry["seed"], reserved_cost=entry["predicted_hours"],
+                                           fidelity=_fidelity_share(entry))
         _crash_point("after_intent")
         handle = send(key)
         if handle is None:
@@ -167,15 +222,14 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         store.mark_submitted(row.id, handle)
         store.append_event(campaign.id, "submit", f"{key}: submitted as {handle}", plan_id=plan_id)
         report.submitted.append(key)
-
-    planned_keys = {experiment_key(spec.name, p["name"], p["seed"]) for p in plan["experiments"]}
-    done = {key for key, e in store.key_states(campaign.id).items() if e.status.is_terminal}
-    if planned_keys <= done:
-        store.set_campaign_status(campaign.id, "finished")
-        report.state = "finished"
-    else:
-        report.state = "running"
+    report.state = "running"
+    report.phase = report.phase or (revisions[-1].phase if revisions else "validation")
     return report
+
+
+def _fidelity_share(entry: dict) -> float:
+    share = entry["changes"].get("data.train_fraction", 1.0)
+    return float(share) if isinstance(share, (int, float)) else 1.0
 
 
 def wake_command(spec_path: Path) -> tuple[str, ...]:

@@ -60,7 +60,7 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
         for note in notes:
             console.print(f"[dim]{note}[/]", highlight=False)
     experiments = make_plan(spec, target, ranking)
-    document = plan_document(spec, items, experiments)
+    document = plan_document(spec, items, experiments, target)
     campaign = _campaign(store, spec)
     if ranking is not None:
         from rankwright.agent.learning import record_ranking
@@ -78,20 +78,45 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
         state = "[yellow]warning[/]" if item.ok and item.warning else ("[green]ok[/]" if item.ok else "[red]FAILED[/]")
         checks.add_row(item.name, state, item.detail, item.fix)
     console.print(checks)
-    table = Table(title=f"plan {plan_id}: validation phase")
+    table = Table(title=f"plan {plan_id}: the first validation round")
     for column in ("experiment", "source", "seed", "changes", "predicted " + spec.budget.unit):
         table.add_column(column)
     for e in experiments:
         table.add_row(e.name, e.source, str(e.seed), ", ".join(f"{k}={v}" for k, v in e.changes.items()) or "-",
                       f"{e.predicted_hours:.3g}")
     console.print(table)
-    for phase, hours in document["phases"].items():
-        console.print(f"{phase} phase: {hours:.3g} {spec.budget.unit} estimated", highlight=False)
-    console.print(f"estimated {document['estimated_hours']:.3g} of {spec.budget.amount:g} {spec.budget.unit} approved-to-be")
+    _print_strategy(spec, document)
+    console.print(f"estimated {document['estimated_hours']:.3g} of {spec.budget.amount:g} {spec.budget.unit} "
+                  f"approved-to-be (the agent commits at most {document['plannable']:.3g} alone: the pause threshold)")
     if not document["preflight_ok"]:
         console.print("[red]preflight failed: approval is blocked until `rankwright plan` passes[/]")
         raise typer.Exit(code=1)
     console.print(f"next: rankwright approve {spec_path}")
+
+
+def _print_strategy(spec, document) -> None:
+    """What the engineer approves besides the first round: the phases' shares and
+    estimates, fidelities, seeds, the search space and the statistics."""
+    st = document["strategy"]
+    table = Table(title="strategy: the agent re-plans alone inside it, and pauses to ask before leaving it")
+    for column in ("phase", "share", "estimate " + spec.budget.unit, "what it does"):
+        table.add_column(column)
+    what = {"validation": f"rounds of {st['round_size']} hypotheses at low fidelity, {st['rounds']} rounds at most",
+            "combination": "fidelity check, then greedy merge of the promoted changes",
+            "exploitation": f"Optuna {st['sampler'].upper()}, {st['trials']} trials; confirmation over "
+                            f"{st['confirmation_seeds']} seeds"}
+    for phase, hours in document["phases"].items():
+        table.add_row(phase, f"{st['phases'][phase]:.0%}", f"{hours:.3g}", what[phase])
+    console.print(table)
+    low = ", ".join(f"{k}={v}" for k, v in st["low_fidelity"].items()) or "none (validation at full fidelity)"
+    seeds = st["seeds"]
+    console.print(f"low fidelity: {low}; seeds: baseline {seeds['baseline']}, hypothesis {seeds['validation']}, "
+                  f"full fidelity {seeds['full']}, confirmation {seeds['confirmation']}", highlight=False)
+    console.print(f"verdicts: paired t-tests, {st['correction'].upper()} correction, alpha {st['alpha']:g}; "
+                  f"a technique is retired only below a gain of {st['margin']:.2%}", highlight=False)
+    space = "; ".join(f"{k} [{r['low']:g}, {r['high']:g}]{' log' if r['log'] else ''}"
+                      for k, r in st["search_space"].items()) or "none"
+    console.print(f"exploitation search space: {space}", highlight=False)
 
 
 def approve(spec_path: Path, by: str | None, yes: bool) -> None:
@@ -113,8 +138,14 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
         f"(estimate {estimate:.3g}), as {who}?"
     ):
         raise typer.Exit(code=1)
+    from rankwright.agent.states import CampaignStatus, TransitionError, move
+
+    try:
+        new = move(campaign.status, CampaignStatus.APPROVED, by="person")
+    except TransitionError as exc:
+        raise SpecError(f"campaign {spec.name!r}: {exc}") from None
     store.record_approval(plan_id, who, spec.budget.amount, spec.budget.unit, via_yes_flag=yes)
-    store.set_campaign_status(campaign.id, "approved")
+    store.set_campaign_status(campaign.id, new.value)
     store.append_event(campaign.id, "approve", f"{who} approved plan {plan_id} with {spec.budget.amount:g} "
                        f"{spec.budget.unit}" + (" (--yes, no prompt)" if yes else ""), plan_id=plan_id)
     _ring(spec, f"approved by {who}")
@@ -134,11 +165,33 @@ def status(spec_path: Path) -> None:
     experiments = store.experiments(campaign.id)
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
-    console.print(f"campaign {spec.name}: {campaign.status}, {len(experiments)} experiments")
+    revisions = store.revisions(campaign.id)
+    phase = revisions[-1].phase if revisions else "validation"
+    console.print(f"campaign {spec.name}: {campaign.status}, phase {phase}, {len(experiments)} experiments, "
+                  f"{len(revisions)} re-plans", highlight=False)
     console.print(f"budget ({spec.budget.unit}): spent {current.spent:.4g}, reserved {current.reserved:.4g}, "
-                  f"left {current.left(policy):.4g} of {policy.approved:g}")
+                  f"left {current.left(policy):.4g} of {policy.approved:g}", highlight=False)
+    latest = store.latest_plan(campaign.id)
+    if latest is not None:
+        estimates = latest[1].get("phases", {})
+        table = Table(title="estimate at approval against actual")
+        for column in ("phase", "estimate", "spent", "in flight", "error"):
+            table.add_column(column)
+        for name, estimate in estimates.items():
+            rows = [e for e in experiments if e.phase == name]
+            spent = sum(e.actual_cost or 0.0 for e in rows)
+            flying = sum(e.reserved_cost for e in rows if e.actual_cost is None)
+            error = f"{(spent - estimate) / estimate:+.0%}" if estimate and not flying and spent else "-"
+            table.add_row(name, f"{estimate:.3g}", f"{spent:.3g}", f"{flying:.3g}", error)
+        console.print(table)
+    for r in revisions[-3:]:
+        console.print(f"  revision {r.number} ({r.phase}, {r.body.get('step', '')}): {r.reason}", highlight=False)
     for event in store.events(campaign.id)[-5:]:
         console.print(f"  {event.time:%Y-%m-%d %H:%M:%S} {event.kind}: {event.message}", highlight=False)
+    if campaign.status == "finished":
+        console.print(f"next: rankwright report {spec_path}")
+    elif campaign.status == "paused":
+        console.print(f"next: read the last event, then rankwright resume {spec_path} (or stop)")
 
 
 def _wake_once(spec_path: Path, detach: bool, loaded=None):
@@ -190,6 +243,8 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
             report = _wake_once(spec_path, detach=False, loaded=loaded)
             for key in report.collected:
                 console.print(f"collected {key}", highlight=False)
+            for line in report.decisions:
+                console.print(f"[bold]{line}[/]", highlight=False)
             for key in report.submitted:
                 console.print(f"submitted {key}", highlight=False)
             line = f"campaign {report.state}" + ("; " + "; ".join(report.reasons) if report.reasons else "")
@@ -207,11 +262,7 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
                 raise typer.Exit(code=130) from None
 
 
-_MOVES = {  # command -> (statuses it may act on, new status)
-    "pause": ({"approved", "running"}, "paused"),
-    "resume": ({"paused"}, "approved"),
-    "stop": ({"draft", "approved", "running", "paused"}, "stopped"),
-}
+_MOVES = {"pause": "paused", "resume": "approved", "stop": "stopped"}  # command -> new status
 
 
 def set_state(spec_path: Path, command: str) -> None:
@@ -226,9 +277,12 @@ def set_state(spec_path: Path, command: str) -> None:
     campaign = store.campaign(spec.name)
     if campaign is None:
         raise SpecError(f"campaign {spec.name!r} is not in the store: run `rankwright plan {spec_path}` first")
-    allowed, new = _MOVES[command]
-    if campaign.status not in allowed:
-        raise SpecError(f"cannot {command} campaign {spec.name!r} while it is {campaign.status}")
+    from rankwright.agent.states import CampaignStatus, TransitionError, move
+
+    try:
+        new = move(campaign.status, CampaignStatus(_MOVES[command]), by="person").value
+    except TransitionError as exc:
+        raise SpecError(f"cannot {command} campaign {spec.name!r}: {exc}") from None
     store.set_campaign_status(campaign.id, new)
     cancelled = 0
     if command == "stop":

@@ -42,6 +42,18 @@ SPREAD_PSEUDO_PAIRS = 10  # how many pairs the default counts for when an estima
 SPREAD_PAIR_SIMILARITY = 0.5  # contexts at least this similar (on other data) form a pair
 
 
+# The smallest relative NE gain worth having; a technique is retired in a context only when
+# its measured gain is confidently below it (the campaign strategy's default margin).
+NO_GAIN_MARGIN = 0.002
+
+
+def _t90(seeds: int) -> float:
+    """One-sided 90% t quantile for a comparison over `seeds` paired seeds."""
+    from rankwright.analysis import t_quantile
+
+    return t_quantile(max(seeds - 1, 1), 0.9)
+
+
 @dataclass(frozen=True)
 class Context:
     """Where a comparison was made; what similarity is measured on."""
@@ -118,12 +130,15 @@ class Insight:
 
     @property
     def helped(self) -> bool:
-        return self.effect < -self.noise
+        """The one-sided 90% bound on the effect is below zero (t on the seeds' df)."""
+        return self.effect + _t90(self.seeds) * self.effect_se < 0
 
     @property
     def conclusive_failure(self) -> bool:
-        """Measured not to help: the effect is no better than noise."""
-        return self.effect >= -self.noise
+        """Confidently no gain worth having: even the optimistic end of the one-sided 90%
+        interval improves by less than `NO_GAIN_MARGIN`. "Not significant" is not this: an
+        inconclusive comparison leaves the technique in play."""
+        return self.effect - _t90(self.seeds) * self.effect_se > -NO_GAIN_MARGIN
 
     def with_uid(self) -> "Insight":
         body = json.dumps([self.technique, self.changes, asdict(self.context), self.campaign], sort_keys=True,

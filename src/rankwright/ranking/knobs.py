@@ -14,7 +14,7 @@ from typing import Any, Literal
 import annotated_types as at
 from pydantic import BaseModel
 
-from rankwright.ranking.data.config import ProcessingConfig
+from rankwright.ranking.data.config import DataConfig, ProcessingConfig
 from rankwright.ranking.models import REGISTRY
 from rankwright.ranking.train.config import TrainConfig
 
@@ -137,4 +137,5 @@ def knob_schema(model_name: str = "dnn") -> list[Knob]:
         _walk("model", config_cls, skip={"name"})
         + _walk("train", TrainConfig, skip={"device", "num_threads", "heartbeat_seconds", "eval_batch_size"})
         + _walk("data.processing", ProcessingConfig)
+        + [k for k in [_knob("data.train_fraction", DataConfig.model_fields["train_fraction"])] if k is not None]
     )

@@ -65,6 +65,22 @@ class Hypothesis(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class Revision(Base):
+    """One re-plan inside the approved strategy: the experiments it adds and why. Number 0
+    is the approved plan itself (in `plans`); revisions count up from 1, once each."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("campaign_id", "number", name="uq_revisions_campaign_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
     __table_args__ = (UniqueConstraint("idempotency_key", name="uq_experiments_idempotency_key"),)

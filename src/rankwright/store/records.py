@@ -80,3 +80,12 @@ class InsightRecord:
     cost_factor: float
     campaign: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    number: int
+    phase: str
+    reason: str
+    body: dict[str, Any]
+    created_at: datetime

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rankwright.store import models as m
 from rankwright.store.engine import StoreError
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
-                                      InsightRecord)
+                                      InsightRecord, RevisionRecord)
 
 
 def _utc(value: datetime) -> datetime:
@@ -112,6 +112,33 @@ class Store:
                 return None
             return {"approved_by": row.approved_by, "budget": row.budget, "unit": row.budget_unit,
                     "via_yes_flag": row.via_yes_flag, "time": _utc(row.created_at).isoformat()}
+
+    # ------------------------------------------------------------- revisions
+    def record_revision(self, campaign_id: int, number: int, phase: str, reason: str, body: dict[str, Any],
+                        event: str | None = None) -> RevisionRecord:
+        """Record re-plan `number` once: a second writer of the same number (a wake that
+        decided again after a kill) gets the stored one back, whatever it decided. The
+        event explaining it is written in the same transaction."""
+        try:
+            with self.session() as s:
+                row = m.Revision(campaign_id=campaign_id, number=number, phase=phase, reason=reason, body=body)
+                s.add(row)
+                if event is not None:
+                    s.add(m.Event(campaign_id=campaign_id, kind="decide", message=event, data={"revision": number}))
+                s.flush()
+                return RevisionRecord(row.number, row.phase, row.reason, row.body, _utc(row.created_at))
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+        stored = [r for r in self.revisions(campaign_id) if r.number == number]
+        if not stored:
+            raise StoreError(f"revision {number} of campaign {campaign_id} could not be written")
+        return stored[0]
+
+    def revisions(self, campaign_id: int) -> list[RevisionRecord]:
+        with self.session() as s:
+            rows = s.scalars(select(m.Revision).where(m.Revision.campaign_id == campaign_id).order_by(m.Revision.number))
+            return [RevisionRecord(r.number, r.phase, r.reason, r.body, _utc(r.created_at)) for r in rows]
 
     # ----------------------------------------------------------- experiments
     def record_intent(

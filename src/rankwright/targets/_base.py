@@ -316,6 +316,27 @@ class Target(_Frozen):
                 found = record
         return found
 
+    def read_curve(self, run_dir: Path | str, epoch_event: str = "epoch") -> list[float]:
+        """The objective after each epoch so far (JSON-lines metrics only; [] when the
+        codebase writes no per-epoch records): what a pruner judges a running trial on."""
+        path = Path(run_dir) / self.metrics.file
+        if self.metrics.format != "jsonl" or not path.exists():
+            return []
+        curve = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line torn by a kill is the last one
+            if not isinstance(record, dict) or record.get(self.metrics.event_key) != epoch_event:
+                continue
+            node: Any = record
+            for part in self.metrics.objective.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node):
+                curve.append(float(node))
+        return curve
+
     def heartbeat_age(self, run_dir: Path | str, now: float | None = None) -> float | None:
         """Seconds since the last heartbeat (its `time` field, else the file's mtime); None if none."""
         if self.metrics.heartbeat_file is None:

@@ -38,6 +38,17 @@ class BuiltinTarget(Target):
             epochs=float(run.train.epochs),
         )
 
+    def predict_hours(self, changes: Mapping[str, Any], devices: float | None = None) -> float:
+        """In the ledger's unit: the executor charges CPU time, and a CPU run keeps
+        `train.num_threads` (default: every core) busy, so wall hours count that many times."""
+        if devices is None:
+            import os
+
+            config = self.config_with(changes)
+            threads = ((config.get("train") or {}).get("num_threads") or os.cpu_count() or 1)
+            devices = float(threads) if self.cost.unit == "cpu_hours" else 1.0
+        return super().predict_hours(changes, devices)
+
     def run_config(self, config: Mapping[str, Any]) -> Any:
         """`config` as the ranking codebase's validated `RunConfig` (TargetError if invalid)."""
         from rankwright.ranking.config import ConfigError, validate_run_config

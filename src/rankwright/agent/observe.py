@@ -1,0 +1,123 @@
+"""Observe: read the store (and the run files a decision needs) into a `CampaignState`.
+
+This is the only place where a decision's inputs are gathered with I/O: the experiment
+rows, the plan and its revisions, the ranking re-computed with this campaign's insights
+and the diagnosis of its best run so far, and the per-epoch curves of exploitation trials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from rankwright.agent.naming import BASELINE, SEED_KNOB, base_name, work_dir
+from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
+from rankwright.agent.state import CampaignState, Candidate, Run
+from rankwright.targets import Target
+
+
+def planned_experiments(plan: Mapping[str, Any], revisions: list[Any]) -> list[dict[str, Any]]:
+    return [*plan["experiments"], *(e for r in revisions for e in r.body.get("experiments", ()))]
+
+
+def _runs(store: Any, campaign_id: int, sign: float) -> dict[str, Run]:
+    from rankwright.agent.naming import split_key
+
+    out = {}
+    for e in store.experiments(campaign_id):
+        arm_seed = split_key(e.idempotency_key.split("/", 1)[0], e.idempotency_key)
+        if arm_seed is None:
+            continue
+        objective = None if not e.metrics else sign * float(e.metrics["objective"])
+        out[e.idempotency_key] = Run(e.idempotency_key, arm_seed[0], arm_seed[1], e.status, objective,
+                                     e.reserved_cost, e.actual_cost)
+    return out
+
+
+def allowed_knobs(spec: CampaignSpec, target: Target) -> frozenset[str]:
+    """Every knob the agent may set without asking: those of the allowed techniques, the
+    spec's changes, the low fidelity, the exploitation space, and the seed."""
+    from rankwright.agent.learning import model_family
+    from rankwright.hypotheses.knowledge import load_knowledge_base
+
+    paths = {k.path for k in target.knobs}
+    knobs = {SEED_KNOB, *low_fidelity(spec, target), *search_space(spec, target)}
+    for change in spec.changes:
+        knobs |= set(change.set)
+    for technique in load_knowledge_base().for_model(model_family(spec, target)):
+        if spec.strategy.techniques is None or technique.id in spec.strategy.techniques:
+            knobs |= set(technique.knob_paths) & paths
+    return frozenset(knobs)
+
+
+def observe(store: Any, spec: CampaignSpec, target: Target, root: Path, campaign_id: int, plan: Mapping[str, Any],
+            *, rank: bool = True) -> CampaignState:
+    """The campaign as a decision sees it. `rank=False` skips the research step (what the
+    learn step and the pruner need does not include a fresh ranking)."""
+    from rankwright.hypotheses.knowledge import knob_values
+
+    revisions = store.revisions(campaign_id)
+    planned = planned_experiments(plan, revisions)
+    sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+    runs = _runs(store, campaign_id, sign)
+    space = search_space(spec, target)
+    curves = {}
+    for p in planned:
+        key = f"{spec.name}/{p['name']}/seed{p['seed']}"
+        if p["phase"] == "exploitation" and p.get("params") and key in runs:
+            curves[key] = tuple(sign * v for v in target.read_curve(work_dir(root, key)))
+    state = CampaignState(
+        name=spec.name, strategy=spec.strategy, low=low_fidelity(spec, target), space=space,
+        allowed_knobs=allowed_knobs(spec, target), plannable=spec.budget.amount * spec.budget.pause_threshold,
+        round_size=spec.hypotheses.top_k, validation_seeds=spec.hypotheses.seeds, baseline_seeds=spec.baseline_seeds,
+        max_parallel=spec.max_parallel, must_try=tuple(Candidate(c.name, dict(c.set), reason=c.reason)
+                                                       for c in spec.changes),
+        planned=tuple(planned), revisions=tuple(revisions), runs=runs, curves=curves,
+        base_values=knob_values(target.base_config, set(space)),
+    )
+    if not rank or not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
+        return _with_conflicts(state, target, spec)
+    return _with_conflicts(_with_candidates(state, store, spec, target, root), target, spec)
+
+
+def best_validation_run(state: CampaignState) -> str | None:
+    """Key of seed 1 of the validation arm with the best mean objective so far."""
+    best = None
+    for arm in state.arms("validation"):
+        values = state.values(arm)
+        if values and 1 in values and (best is None or sum(values.values()) / len(values) < best[0]):
+            best = (sum(values.values()) / len(values), arm)
+    return None if best is None else f"{state.name}/{best[1]}/seed1"
+
+
+def _with_candidates(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path) -> CampaignState:
+    from dataclasses import replace
+
+    from rankwright.agent.learning import research
+
+    ranking, _ = research(spec, target, store, root, use_llm=False, diagnose_key=best_validation_run(state))
+    allowed = spec.strategy.techniques
+    candidates = tuple(
+        Candidate(h.name, dict(h.changes), h.technique, h.source, h.expected_effect, h.p_success, h.cost_factor,
+                  h.reason)
+        for h in ranking.hypotheses if allowed is None or h.technique is None or h.technique in allowed)
+    return replace(state, candidates=candidates)
+
+
+def _with_conflicts(state: CampaignState, target: Target, spec: CampaignSpec) -> CampaignState:
+    from dataclasses import replace
+
+    from rankwright.hypotheses.knowledge import load_knowledge_base
+
+    kb = load_knowledge_base()
+    techniques = {base_name(p["name"]): p.get("technique") for p in state.planned if p.get("technique")}
+    pairs = set()
+    names = sorted(techniques)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if kb.conflicts(techniques[a], techniques[b]):
+                pairs.add(frozenset((a, b)))
+    return replace(state, conflicts=frozenset(pairs))
+
+
+__all__ = ["BASELINE", "observe", "planned_experiments", "allowed_knobs", "best_validation_run"]
