@@ -194,6 +194,31 @@ def status(spec_path: Path) -> None:
         console.print(f"next: read the last event, then rankwright resume {spec_path} (or stop)")
 
 
+def report(spec_path: Path, out: Path | None) -> Path:
+    from rankwright.agent.spec import SpecError
+    from rankwright.report import write_report
+    from rankwright.report.build import build_proposal
+    from rankwright.store import open_store
+
+    spec, target = _load(spec_path)
+    store = open_store()
+    campaign = store.campaign(spec.name)
+    if campaign is None or store.latest_plan(campaign.id) is None:
+        raise SpecError(f"campaign {spec.name!r} has no plan: run `rankwright plan {spec_path}` first")
+    proposal = build_proposal(store, spec, target, _root(spec))
+    folder = out or _root(spec) / "reports" / spec.name
+    paths = write_report(proposal, folder)
+    if campaign.status != "finished":
+        console.print(f"[yellow]campaign {spec.name} is {campaign.status}, not finished: this report shows "
+                      "where it stands now[/]")
+    console.print(proposal.headline, highlight=False)
+    for kind in ("md", "html", "yaml"):
+        console.print(f"wrote {paths[kind]}", highlight=False)
+    console.print(f"next: open {paths['html']}; reproduce the proposal with "
+                  f"`rankwright train {paths['yaml']}`", highlight=False)
+    return paths["md"]
+
+
 def _wake_once(spec_path: Path, detach: bool, loaded=None):
     """One wake under the campaign's lock; `loaded` is the (spec, target) pair when the
     caller already read them (a staying-up `run` reads the spec once, not on every wake)."""

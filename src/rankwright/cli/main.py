@@ -195,6 +195,22 @@ def run(
 
 
 @app.command()
+def report(
+    campaign: Path = typer.Argument(..., help="campaign spec YAML"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for report.md, report.html, proposal.yaml "
+                                                           "(default: <allowed path>/reports/<campaign>)"),
+) -> None:
+    """Write the campaign's launch-ready proposal: report.md, report.html, proposal.yaml."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.report(campaign, out)
+    except user_errors as exc:
+        fail(str(exc))
+
+
+@app.command()
 def hypotheses(
     campaign: Path = typer.Argument(..., help="campaign spec YAML"),
     top: int = typer.Option(15, "--top", min=1, help="how many to show"),

@@ -60,7 +60,7 @@ def greedy_path(state: CampaignState, promoted: list[str]) -> Path:
     members: tuple[str, ...] = ()
     arm, changes, notes = baseline_arm(state, low=False), {}, []
     for name in order:
-        delta = state.first_entry(name)["delta"]
+        delta = state.first_entry(name if state.seeds(name) else name + "@low")["delta"]
         clash = [k for k in delta if k in changes and changes[k] != delta[k]]
         declared = [m for m in members if frozenset((m, name)) in state.conflicts]
         if clash or declared:
