@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from rankwright.hypotheses.engine import expected_improvement, rank_hypotheses
+from rankwright.hypotheses.engine import MIN_P_SUCCESS, expected_improvement, rank_hypotheses, technique_for_changes
 from rankwright.hypotheses.insights import (
     Context, Insight, InsightFileError, export_jsonl, load_all, noise_threshold, prior_for, read_jsonl,
     relative_effect, save, similarity,
 )
-from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
+from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base, parse_knowledge_base
 from rankwright.store import open_store
 
 CTX = Context("dnn", rows=100_000, fields=24, mean_cardinality=1000, baseline_ne=0.85, task="pairwise")
@@ -77,7 +77,11 @@ def test_ranking_is_by_expected_gain_per_cost_with_sources_and_explanations():
                               validate=target.validate_changes, context=CTX, insights=[helped], noise=0.002)
     hs = ranking.hypotheses
     assert [h.rank for h in hs] == list(range(1, len(hs) + 1)) and len(hs) >= 10
-    assert all(a.score >= b.score for a, b in zip(hs, hs[1:]))
+    # those expected to help first, then those that wait; by expected gain per cost within each
+    helping = [h for h in hs if h.expected_to_help]
+    assert hs[:len(helping)] == helping and len(helping) >= 3
+    for tier in (helping, hs[len(helping):]):
+        assert all(a.score >= b.score for a, b in zip(tier, tier[1:]))
     top = hs[0]
     assert top.name == "embedding_l2_light" and top.source == "history" and "history" in top.sources
     assert top.reason.startswith(f"rank 1 of {len(hs)}") and "campaign 'c1'" in top.reason
@@ -169,3 +173,83 @@ def test_a_failure_on_other_data_of_the_same_shape_lowers_the_prior_but_does_not
     assert prior.failed_here is None and prior.mean > 0.002  # moved toward the evidence, not removed
     assert prior.failed_elsewhere and "other data" in prior.failed_elsewhere[0][1][0]
     assert prior_for("dropout_up", 0.0, 0.003, there, [failed]).failed_here is failed  # same data: dropped
+
+
+# --- what waits, and what was already measured under another name ------------------------
+
+
+def _technique(technique_id: str, knob: str, effect: float, sd: float, cost: float) -> dict:
+    return {"id": technique_id, "name": technique_id, "category": "optimization", "description": "One. Two.",
+            "citation": "Someone, Something, Venue 2020", "applies_to": ["dnn"],
+            "changes": [{"knob": knob, "op": "scale", "value": 2}],
+            "prior": {"effect": effect, "sd": sd, "evidence": "made up for a test"}, "cost_factor": cost}
+
+
+def test_a_cheap_hypothesis_not_expected_to_help_waits_behind_an_expensive_one_that_is():
+    kb = parse_knowledge_base({"techniques": [
+        _technique("cheap_loss", "a", +0.001, 0.004, 0.15),  # cheap, expected to lose
+        _technique("long_shot", "b", -0.0001, 0.0005, 0.15),  # cheap, a gain on average but P(beats noise) ~ 0
+        _technique("dear_gain", "c", -0.0005, 0.001, 3.0),  # twenty times dearer, expected to help
+    ]})
+    ranking = rank_hypotheses(kb=kb, model_family="dnn", knob_paths={"a", "b", "c"},
+                              current={"a": 1.0, "b": 1.0, "c": 1.0}, validate=dict, context=CTX, noise=0.002)
+    by_name = {h.name: h for h in ranking.hypotheses}
+    cheap, shot, dear = by_name["cheap_loss"], by_name["long_shot"], by_name["dear_gain"]
+    assert cheap.score > dear.score and shot.score > dear.score  # per unit cost alone, the cheap ones would lead
+    assert [h.name for h in ranking.hypotheses] == ["dear_gain", "cheap_loss", "long_shot"]
+    assert dear.expected_to_help and "waits" not in dear.reason
+    assert not cheap.expected_to_help and cheap.expected_effect > 0
+    assert "waits: not expected to help" in cheap.reason and "+0.10% NE is not a gain" in cheap.reason
+    assert shot.expected_effect < 0 and shot.p_success < MIN_P_SUCCESS
+    assert "waits" in shot.reason and f"below {MIN_P_SUCCESS:.2f}" in shot.reason
+
+
+def _dnn():
+    from rankwright.targets.builtin import builtin_target
+
+    target = builtin_target("dnn")
+    paths = {k.path for k in target.knobs}
+    return target, paths, knob_values(target.base_config, paths)
+
+
+def test_technique_for_changes_names_the_technique_with_exactly_these_changes():
+    kb = load_knowledge_base()
+    target, paths, current = _dnn()
+    assert current["train.learning_rate"] == pytest.approx(0.001) and current["model.dropout"] == pytest.approx(0.2)
+
+    def name(changes):
+        return technique_for_changes(kb, "dnn", paths, current, target.validate_changes, changes)
+
+    assert name({"train.learning_rate": 0.003}) == "learning_rate_up"
+    assert name({"model.dropout": 0.1}) == "dropout_down"
+    assert name({"model.hidden_units": (800, 800, 800)}) == "dnn_wider_layers"  # a tuple is the list it validates to
+    assert name({"train.learning_rate": 0.002}) is None  # no technique makes this move
+    assert name({"train.learning_rate": 0.003, "model.dropout": 0.1}) is None  # two moves are not one technique
+    assert name({"model.dropout": 0.2}) is None  # the baseline's own value changes nothing
+
+
+def test_changes_already_measured_in_the_same_context_under_another_name_are_not_proposed_again():
+    from dataclasses import replace
+
+    from rankwright.hypotheses.insights import data_identity
+
+    kb = load_knowledge_base()
+    target, paths, current = _dnn()
+    here = replace(CTX, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 1}}))
+    spec_change = Insight(technique="lr-0.003", changes={"train.learning_rate": 0.003}, context=here,
+                          effect=-0.004, effect_se=0.001, seeds=2, noise=0.002, cost_factor=1.0,
+                          campaign="c7").with_uid()
+
+    def rank(context, insights):
+        return rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths, current=current,
+                               validate=target.validate_changes, context=context, insights=insights, noise=0.002)
+
+    assert "learning_rate_up" in {h.name for h in rank(here, []).hypotheses}
+    ranking = rank(here, [spec_change])  # it helped, and is still not measured twice
+    assert "learning_rate_up" not in {h.name for h in ranking.hypotheses}
+    why = dict(ranking.dropped)["learning_rate_up"]
+    assert why.startswith("already measured") and "'lr-0.003'" in why and "'c7'" in why
+    other_data = replace(here, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 2}}))
+    assert "learning_rate_up" in {h.name for h in rank(other_data, [spec_change]).hypotheses}
+    bigger = replace(here, rows=CTX.rows * 100)
+    assert "learning_rate_up" in {h.name for h in rank(bigger, [spec_change]).hypotheses}

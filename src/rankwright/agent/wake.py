@@ -53,6 +53,18 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _arm_crash_timer() -> None:
+    """Fault injection: `RANKWRIGHT_CRASH_AFTER_S=0.4` kills this process 0.4 s after the
+    wake started its work (not its imports), so a chaos test's kills land inside the work."""
+    delay = os.environ.get("RANKWRIGHT_CRASH_AFTER_S")
+    if delay:
+        import threading
+
+        timer = threading.Timer(float(delay), lambda: os.kill(os.getpid(), signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+
 def cancel_in_flight(store: Store, executor: Executor, campaign_id: int) -> int:
     """Cancel every unfinished run; intents the executor never saw are settled as cancelled
     at no cost (nothing ran). Returns how many experiments were affected."""
@@ -77,6 +89,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
          on_exit: tuple[str, ...] | None = None) -> WakeReport:
     from rankwright.agent.observe import observe, planned_experiments
 
+    _arm_crash_timer()
     report = WakeReport()
     campaign = store.campaign(spec.name)
     latest = None if campaign is None else store.latest_plan(campaign.id)

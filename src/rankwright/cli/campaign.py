@@ -240,7 +240,11 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
 
 
 def wake_step(spec_path: Path, detach: bool = True) -> None:
-    report = _wake_once(spec_path, detach)
+    """One wake; the runs it submits wake the campaign when they end unless
+    RANKWRIGHT_WAKE_ON_EXIT=0 (a cron-driven set-up, or a test that owns every wake)."""
+    import os
+
+    report = _wake_once(spec_path, detach and os.environ.get("RANKWRIGHT_WAKE_ON_EXIT", "1") != "0")
     console.print(f"{report.state}: collected {len(report.collected)}, submitted {len(report.submitted)}"
                   + ("; " + "; ".join(report.reasons) if report.reasons else ""), highlight=False)
 

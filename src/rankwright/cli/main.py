@@ -95,12 +95,28 @@ def knobs(
 
 @app.command()
 def demo(
+    workdir: Path = typer.Option(Path(".rankwright"), help="where the demo campaign's spec goes"),
+) -> None:
+    """Run a whole campaign on the built-in synthetic click log: plan, approve (as the demo),
+    validation, combination, exploitation, and the report with its headline."""
+    user_errors = _user_errors()
+    from rankwright.cli.demo import run_campaign_demo
+
+    try:
+        code = run_campaign_demo(workdir, console)
+    except user_errors as exc:
+        fail(str(exc))
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def baselines(
     rows: int = typer.Option(200_000, help="synthetic rows to generate"),
     models: str = typer.Option("lr,fm,dnn,dcnv2", help="comma-separated models to train"),
     epochs: int = typer.Option(8, help="maximum epochs per model"),
     workdir: Path = typer.Option(Path(".rankwright"), help="where data cache and runs go"),
 ) -> None:
-    """Generate the built-in synthetic click log, train baselines, print the results table."""
+    """Train a few baseline models on the synthetic click log and print them beside the Bayes limit."""
     user_errors = _user_errors()
     from rankwright.cli.demo import run_demo
 

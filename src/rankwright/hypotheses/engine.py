@@ -5,7 +5,8 @@ per unit of cost, with duplicates and conflicts removed and every rank explained
 Effects are relative changes of validation NE (negative = better). A hypothesis's score is
 its expected improvement E[max(0, -effect)] under a normal belief about the effect, divided
 by its cost factor: a likely small gain, a long shot with a large upside and a cheap trial
-are put on one scale.
+are put on one scale. That scale orders hypotheses within two tiers: those expected to help
+come first, and those not expected to help wait behind all of them, however cheap they are.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from rankwright.hypotheses.insights import Context, Insight, Spread, estimate_spread, prior_for
+from rankwright.hypotheses.insights import (
+    SAME_CONTEXT, Context, Insight, Spread, estimate_spread, prior_for, similarity,
+)
 
 # How far a matching diagnosis moves a technique's expected effect, in prior standard
 # deviations toward helping, at full strength: the diagnosis says "this applies here" but
@@ -26,6 +29,14 @@ LLM_SD_FLOOR = 0.002  # an LLM's claimed effect is an opinion: never tighter tha
 # Every experiment pays fixed costs (start, data loading, evaluation, a slot in the queue)
 # whatever its technique, so no trial counts as cheaper than half a baseline run.
 MIN_COST_FACTOR = 0.5
+# Below this chance of beating the baseline's noise a hypothesis is not expected to help,
+# even with a negative mean: fewer than one such trial in twenty would show a real gain,
+# and its expected improvement comes from the tail of a prior sd that mostly measures how
+# effects differ between datasets. Such a trial, like one with a mean >= 0, waits behind
+# every hypothesis expected to help: a low cost makes a likely loss cheaper, not a gain
+# likelier (a campaign planned two cheap ones, expected +0.10% and +0.05% NE, in its top 4
+# and measured +23% and +19%). The agent's validation phase gates on the same 0.05.
+MIN_P_SUCCESS = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,19 @@ class Hypothesis:
     reason: str
     technique: str | None = None
     rank: int = 0
+
+    @property
+    def expected_to_help(self) -> bool:
+        """A negative expected effect with a fair chance (`MIN_P_SUCCESS`) of beating the noise."""
+        return self.expected_effect < 0 and self.p_success >= MIN_P_SUCCESS
+
+    def waiting_reason(self) -> str:
+        """Why a hypothesis not expected to help waits ("" for one that is)."""
+        if self.expected_to_help:
+            return ""
+        why = (f"its expected effect {_pct(self.expected_effect)} NE is not a gain" if self.expected_effect >= 0
+               else f"P(beats the noise) {self.p_success:.2f} is below {MIN_P_SUCCESS:.2f}")
+        return f"waits: not expected to help ({why}), so it ranks after every hypothesis that is, whatever its cost"
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,31 @@ def _key(changes: Mapping[str, Any]) -> str:
     return json.dumps(changes, sort_keys=True, default=str)
 
 
+def _same_data(a: Context, b: Context) -> bool:
+    """Unknown data counts as the same (as in `insights.prior_for`)."""
+    return not (a.data_id and b.data_id) or a.data_id == b.data_id
+
+
+def _already_measured(changes: Mapping[str, Any], context: Context,
+                      insights: Sequence[Insight]) -> tuple[Insight, float] | None:
+    """The most similar insight that measured exactly these changes on the same data in the
+    same context (similarity >= `SAME_CONTEXT`), whatever it was named or how it came out."""
+    key, best = _key(changes), None
+    for insight in insights:
+        if _key(insight.changes) != key or not _same_data(context, insight.context):
+            continue
+        w = similarity(context, insight.context)
+        if w >= SAME_CONTEXT and (best is None or w > best[1]):
+            best = (insight, w)
+    return best
+
+
+def _measured_reason(measured: tuple[Insight, float]) -> str:
+    insight, w = measured
+    return (f"already measured in the same context as {insight.technique!r} in campaign {insight.campaign!r} "
+            f"(same changes, same data, similarity {w:.2f}: {_pct(insight.effect)} NE)")
+
+
 def applicable_changes(
     kb: Any, model_family: str, knob_paths: set[str], current: Mapping[str, Any],
     validate: Callable[[dict[str, Any]], dict[str, Any]],
@@ -105,6 +154,25 @@ def applicable_changes(
     return candidates, dropped
 
 
+def technique_for_changes(
+    kb: Any, model_family: str, knob_paths: set[str], current: Mapping[str, Any],
+    validate: Callable[[dict[str, Any]], dict[str, Any]], changes: Mapping[str, Any],
+) -> str | None:
+    """The id of the knowledge-base technique whose changes on this baseline (resolved,
+    validated, no-ops removed: `applicable_changes`) are exactly `changes`, else None.
+
+    A spec change such as `{"train.learning_rate": 0.003}` on a 0.001 baseline is
+    `learning_rate_up`; stored under that id, its insight counts as that technique's
+    evidence. `changes` is compared in its validated form when it validates. Where two
+    techniques resolve to the same changes, the first in the knowledge base is named."""
+    try:
+        wanted = _key(validate(dict(changes)))
+    except Exception:  # noqa: BLE001 - unvalidated changes are compared as given
+        wanted = _key(changes)
+    candidates, _ = applicable_changes(kb, model_family, knob_paths, current, validate)
+    return next((t.id for t, resolved in candidates if _key(resolved) == wanted), None)
+
+
 def rank_hypotheses(
     *,
     kb: Any,
@@ -125,6 +193,12 @@ def rank_hypotheses(
     `validate_changes`; `noise` is the relative NE improvement that counts as beyond the
     baseline's noise; `findings` come from `diagnosis.diagnose*`, `llm_suggestions` from
     `llm.suggest` (already validated).
+
+    Hypotheses expected to help (`Hypothesis.expected_to_help`) are ranked first, by
+    expected improvement per unit cost; the rest wait behind them in the same order. A
+    candidate whose exact changes were already measured on the same data in the same
+    context is dropped, whatever that measurement was named (a spec change "lr-0.003" is
+    `learning_rate_up`).
     """
     insights = list(insights)
     scored: list[Hypothesis] = []
@@ -140,6 +214,10 @@ def rank_hypotheses(
             f = prior.failed_here
             dropped.append((technique.id, f"not proposed again: it did not help in the same context in campaign "
                                           f"{f.campaign!r} ({_pct(f.effect)} NE, noise {_pct(-f.noise)})"))
+            continue
+        measured = _already_measured(changes, context, insights)
+        if measured is not None:
+            dropped.append((technique.id, _measured_reason(measured)))
             continue
         mean, sd = prior.mean, prior.sd
         sources, notes = ["knowledge"], [f"knowledge prior {_pct(technique.prior.effect)} NE "
@@ -164,13 +242,19 @@ def rank_hypotheses(
                              baseline_cost, noise, notes, technique.id))
 
     for suggestion in llm_suggestions:
+        measured = _already_measured(suggestion.changes, context, insights)
+        if measured is not None:
+            dropped.append((f"llm:{suggestion.name}", _measured_reason(measured)))
+            continue
         sd = max(abs(suggestion.expected_effect) * (2.0 - suggestion.confidence), LLM_SD_FLOOR)
         scored.append(_score(f"llm:{suggestion.name}", "llm", ("llm",), dict(suggestion.changes),
                              suggestion.expected_effect, sd, 1.0, baseline_cost, noise,
                              [f"LLM: {suggestion.reason} (claimed {_pct(suggestion.expected_effect)} NE, "
                               f"confidence {suggestion.confidence:.2f}; cost assumed equal to the baseline's)"], None))
 
-    scored.sort(key=lambda h: (-h.score, h.name))
+    # Two tiers, each by expected gain per cost: a hypothesis expected to help always comes
+    # before one that is not, so declared conflicts and duplicates are also won by the former.
+    scored.sort(key=lambda h: (not h.expected_to_help, -h.score, h.name))
     kept: list[Hypothesis] = []
     seen: dict[str, str] = {}
     for h in scored:
@@ -186,7 +270,9 @@ def rank_hypotheses(
         seen[key] = h.name
         kept.append(h)
     total = len(kept)
-    ranked = [replace(h, rank=i + 1, reason=f"rank {i + 1} of {total}: " + h.reason) for i, h in enumerate(kept)]
+    ranked = [replace(h, rank=i + 1, reason=f"rank {i + 1} of {total}: "
+                      + (h.waiting_reason() + "; " if not h.expected_to_help else "") + h.reason)
+              for i, h in enumerate(kept)]
     return Ranking(ranked, dropped, spread)
 
 
