@@ -22,8 +22,15 @@ BASE = {"data": {"source": "synthetic", "synthetic": {"rows": 10_000, "structure
 def _spec(tmp_path, name, top_k, seeds=1):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "base_config": BASE, "budget": {"amount": 2.0}, "max_parallel": 2,
-                                    "baseline_seeds": 2, "hypotheses": {"top_k": top_k, "seeds": seeds}}))
+                                    "baseline_seeds": 2, "hypotheses": {"top_k": top_k, "seeds": seeds},
+                                    # one validation round and a short tail: this test is about learning
+                                    "strategy": {"rounds": 1, "extra_seeds": 0, "full_seeds": 2, "trials": 0,
+                                                 "fidelity_check_rejected": 0, "confirmation_seeds": 3}}))
     return path
+
+
+def name_of_techniques(hypotheses):
+    return {p["technique"] for p in hypotheses}
 
 
 def _approve(name):
@@ -44,17 +51,21 @@ def test_a_campaign_learns_insights_and_the_next_one_ranks_with_them(tmp_path, m
     assert planned.exit_code == 1 and "no finished baseline yet" in planned.output  # skipped smoke blocks approval
     store, campaign = _approve("first")
     plan = store.latest_plan(campaign.id)[1]
-    hypotheses = [p for p in plan["experiments"] if p["name"] != "baseline"]
+    hypotheses = [p for p in plan["experiments"] if p["name"] != "baseline@low"]
     assert len(hypotheses) == 6 and all(p["source"] in ("knowledge", "diagnosis", "history") for p in hypotheses)
     assert all(p["technique"] and p["reason"].startswith("rank ") for p in hypotheses)
 
     ran = runner.invoke(app, ["run", str(first), "--interval", "0.5"])
     assert ran.exit_code == 0, ran.output
     learned = [e for e in store.events(campaign.id) if e.kind == "learn"]
-    assert len(learned) == 3
-    insights = load_all(store)
+    everything = load_all(store)
+    assert len(learned) == len(everything) >= 3  # one event per insight, written together
+    insights = [i for i in everything if i.context.fidelity == 0.5]  # validation's, at low fidelity
     assert sorted(i.technique for i in insights) == sorted({p["technique"] for p in hypotheses})
     assert all(i.campaign == "first" and i.context.baseline_ne and i.seeds == 2 for i in insights)
+    # a promoted hypothesis measured again at full fidelity is another insight, in its own context
+    assert all(i.context.fidelity == 1.0 and i.technique in name_of_techniques(hypotheses)
+               for i in everything if i not in insights)
     # each effect is the seed-paired comparison of the runs the store holds
     by_key = {e.idempotency_key: float(e.metrics["objective"]) for e in store.experiments(campaign.id)}
 
@@ -63,30 +74,31 @@ def test_a_campaign_learns_insights_and_the_next_one_ranks_with_them(tmp_path, m
 
     name_of = {p["technique"]: p["name"] for p in hypotheses}
     for i in insights:
-        assert (i.effect, i.effect_se) == seeded_effect(objective(name_of[i.technique]), objective("baseline"))
+        assert (i.effect, i.effect_se) == seeded_effect(objective(name_of[i.technique]), objective("baseline@low"))
 
     listed = runner.invoke(app, ["insights", "--model", "dnn", "--json"])
     assert listed.exit_code == 0
     assert sorted(json.loads(line)["technique"] for line in listed.output.splitlines()) == \
-        sorted(i.technique for i in insights)
+        sorted(i.technique for i in everything)
     assert runner.invoke(app, ["insights", "--model", "dcnv2", "--json"]).output == ""  # the filter filters
     assert runner.invoke(app, ["insights"]).exit_code == 0  # the table
 
     explained = runner.invoke(app, ["hypotheses", str(first), "--dropped"])
     assert explained.exit_code == 0, explained.output
-    assert "diagnosis of first/baseline/seed1" in explained.output and "rank 1 of" in explained.output
+    assert "diagnosis of first/baseline@low/seed1" in explained.output and "rank 1 of" in explained.output
     assert store.hypotheses(campaign.id)  # the ranking is recorded with its reasons
 
     second = _spec(tmp_path, "second", top_k=40)
     assert runner.invoke(app, ["plan", str(second), "--skip-smoke"]).exit_code == 1
     second_plan = {p["technique"] for p in store.latest_plan(store.campaign("second").id)[1]["experiments"]}
     ranked = runner.invoke(app, ["hypotheses", str(second), "--dropped", "--top", "50"])
-    for insight in insights:
-        if insight.conclusive_failure:
-            assert insight.technique not in second_plan
-            assert f"dropped {insight.technique}: not proposed again" in ranked.output.replace("\n", " ")
+    shown = ranked.output.replace("\n", " ")
+    for insight in insights:  # nothing measured on the same data in the same context is planned again
+        assert insight.technique not in second_plan
+        if insight.conclusive_failure:  # a confident "no gain worth having" retires it, and says so
+            assert f"dropped {insight.technique}: not proposed again" in shown
         else:
-            assert insight.technique in second_plan
+            assert f"dropped {insight.technique}: already measured" in shown
 
 
 def test_insights_export_and_import_between_stores(tmp_path, monkeypatch):

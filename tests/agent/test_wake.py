@@ -20,6 +20,8 @@ SPEC = {
     "max_parallel": 2,
     "baseline_seeds": 2,
     "changes": [{"name": "wider", "set": {"model.embedding_dim": 16}}],
+    # small phases: one validation round, a short Optuna search, a 3-seed confirmation
+    "strategy": {"rounds": 1, "full_seeds": 2, "trials": 2, "confirmation_seeds": 3, "fidelity_check_rejected": 1},
 }
 
 
@@ -49,18 +51,31 @@ def test_nothing_runs_before_approval(approved):
     assert open_store().experiments(open_store().campaign("w1").id) == []
 
 
-def test_run_completes_every_planned_experiment_exactly_once(approved):
+def _decided_keys(store, campaign):
+    plan = store.latest_plan(campaign.id)[1]
+    entries = [*plan["experiments"], *(e for r in store.revisions(campaign.id) for e in r.body["experiments"])]
+    return [f"w1/{e['name']}/seed{e['seed']}" for e in entries]
+
+
+def test_run_goes_through_the_phases_and_runs_every_decided_experiment_once(approved):
     store, campaign = _approve_for_test(approved)
     result = runner.invoke(app, ["run", str(approved), "--interval", "0.5"])
     assert result.exit_code == 0, result.output
+    assert store.campaign("w1").status == "finished" and "revision 1 (" in result.output
     experiments = store.experiments(campaign.id)
-    assert sorted(e.idempotency_key for e in experiments) == ["w1/baseline/seed1", "w1/baseline/seed2", "w1/wider/seed1"]
-    assert all(e.status is ExperimentStatus.SUCCEEDED and e.metrics for e in experiments)
-    seeds = {e.idempotency_key: e.metrics["objective"] for e in experiments}
+    decided = _decided_keys(store, campaign)
+    assert len(decided) == len(set(decided))  # no revision repeats a run
+    assert sorted(e.idempotency_key for e in experiments) == sorted(decided)
+    assert {"w1/baseline@low/seed1", "w1/baseline@low/seed2", "w1/wider@low/seed1", "w1/wider@low/seed2",
+            "w1/baseline/seed1", "w1/baseline/seed2"} <= set(decided)  # validation at low fidelity, then full
+    assert all(e.status.is_terminal for e in experiments)
+    assert {r.phase for r in store.revisions(campaign.id)} == {"combination", "exploitation"}
+    seeds = {e.idempotency_key: e.metrics["objective"] for e in experiments if e.metrics}
     assert seeds["w1/baseline/seed1"] != seeds["w1/baseline/seed2"]  # repeats really use their seed
     assert sum(e.actual_cost for e in experiments) > 0
+    assert [e.kind for e in store.events(campaign.id)][-1] == "finish"
     again = runner.invoke(app, ["wake", str(approved)])  # waking a finished campaign changes nothing
-    assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == 3
+    assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == len(experiments)
 
 
 def test_detached_campaign_finishes_with_no_agent_process(approved):
@@ -71,8 +86,9 @@ def test_detached_campaign_finishes_with_no_agent_process(approved):
     while time.time() < deadline and store.campaign("w1").status != "finished":
         time.sleep(0.5)
     assert store.campaign("w1").status == "finished"
-    assert len(store.experiments(campaign.id)) == 3
-    assert [e.kind for e in store.events(campaign.id)].count("submit") == 3
+    count = len(_decided_keys(store, campaign))
+    assert len(store.experiments(campaign.id)) == count > 6
+    assert [e.kind for e in store.events(campaign.id)].count("submit") == count
 
 
 def test_pause_stops_submitting_resume_continues_stop_is_final(approved):
@@ -82,9 +98,9 @@ def test_pause_stops_submitting_resume_continues_stop_is_final(approved):
     assert "paused" in paused.output and store.experiments(campaign.id) == []
     assert runner.invoke(app, ["pause", str(approved)]).exit_code == 2  # already paused
     assert runner.invoke(app, ["resume", str(approved)]).exit_code == 0
-    assert "submitted 2" in runner.invoke(app, ["wake", str(approved)]).output
+    assert "submitted 2" in runner.invoke(app, ["wake", str(approved)]).output  # max_parallel
     stopped = runner.invoke(app, ["stop", str(approved)])
-    assert stopped.exit_code == 0 and "cancelled 3 runs" in stopped.output
+    assert stopped.exit_code == 0 and "cancelled 3 runs" in stopped.output  # 2 in flight, 1 intent
     assert runner.invoke(app, ["resume", str(approved)]).exit_code == 2
     deadline = time.time() + 60
     while time.time() < deadline and not all(

@@ -32,7 +32,7 @@ def csv_config(train, **data):
 
 def net_seconds(target, changes):
     """Predicted seconds less the fixed overhead: the part that scales with the work."""
-    return target.predict_hours(changes) * 3600.0 - target.cost.overhead_seconds
+    return target.predict_hours(changes, devices=1.0) * 3600.0 - target.cost.overhead_seconds
 
 
 def test_csv_rows_are_the_real_train_split(tmp_path):

@@ -74,6 +74,7 @@ def observe(store: Any, spec: CampaignSpec, target: Target, root: Path, campaign
                                                        for c in spec.changes),
         planned=tuple(planned), revisions=tuple(revisions), runs=runs, curves=curves,
         base_values=knob_values(target.base_config, set(space)),
+        first_round=frozenset(f"{spec.name}/{p['name']}/seed{p['seed']}" for p in plan["experiments"]),
     )
     if not rank or not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
         return _with_conflicts(state, target, spec)

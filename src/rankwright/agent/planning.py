@@ -147,7 +147,7 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[P
 
     def runs(name: str, delta: dict[str, Any], seeds: int, **extra: Any) -> list[PlannedExperiment]:
         changes = {**low, **delta}
-        hours = target.predict_hours(changes)
+        hours = target.predict_hours(changes, parallel=spec.max_parallel)
         return [PlannedExperiment("validation", arm_name(name, bool(low)), changes, seed, hours, hypothesis=name,
                                   delta=dict(delta), fidelity="low" if low else "full", **extra)
                 for seed in range(1, seeds + 1)]
@@ -192,8 +192,9 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
     from rankwright.agent.spec import low_fidelity, search_space
 
     st = spec.strategy
-    full = target.predict_hours({})
-    low = target.predict_hours(low_fidelity(spec, target)) if low_fidelity(spec, target) else full
+    full = target.predict_hours({}, parallel=spec.max_parallel)
+    low = target.predict_hours(low_fidelity(spec, target), parallel=spec.max_parallel) \
+        if low_fidelity(spec, target) else full
     first = sum(p.predicted_hours for p in plan)
     per_round = spec.hypotheses.top_k * spec.hypotheses.seeds * low
     validation = first + (st.rounds - 1) * per_round

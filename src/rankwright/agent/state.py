@@ -48,7 +48,9 @@ class Candidate:
 
     @property
     def expected_to_help(self) -> bool:
-        return self.source == "spec" or (self.expected_effect < 0 and self.p_success >= 0.05)
+        from rankwright.hypotheses.engine import MIN_P_SUCCESS
+
+        return self.source == "spec" or (self.expected_effect < 0 and self.p_success >= MIN_P_SUCCESS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class CampaignState:
     curves: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # running trials' epochs
     base_values: Mapping[str, Any] = field(default_factory=dict)  # the baseline's value of each space knob
     conflicts: frozenset[frozenset[str]] = frozenset()  # pairs of hypotheses the knowledge base says conflict
+    first_round: frozenset[str] = frozenset()  # keys of the approved plan's experiments (priced by the prior)
 
     # -- what was planned -------------------------------------------------------------
     @property
@@ -159,9 +162,10 @@ class CampaignState:
         return statistics.mean(predicted) * self.correction()
 
     def correction(self) -> float:
-        """Measured / predicted cost over the runs that succeeded (1 before any did)."""
-        pairs = [(r.actual, r.reserved) for r in self.runs.values()
-                 if r.status is ExperimentStatus.SUCCEEDED and r.actual and r.reserved]
+        """Measured / predicted cost of the approved plan's runs that succeeded: how far
+        off the up-front estimate was (1 before any ended)."""
+        pairs = [(r.actual, r.reserved) for k, r in self.runs.items()
+                 if k in self.first_round and r.status is ExperimentStatus.SUCCEEDED and r.actual and r.reserved]
         if not pairs:
             return 1.0
         return sum(a for a, _ in pairs) / sum(p for _, p in pairs)

@@ -184,6 +184,14 @@ def status(spec_path: Path) -> None:
             error = f"{(spent - estimate) / estimate:+.0%}" if estimate and not flying and spent else "-"
             table.add_row(name, f"{estimate:.3g}", f"{spent:.3g}", f"{flying:.3g}", error)
         console.print(table)
+        first = {f"{spec.name}/{p['name']}/seed{p['seed']}" for p in latest[1].get("experiments", ())}
+        measured = [e for e in experiments if e.idempotency_key in first and e.actual_cost and e.status.value
+                    == "succeeded"]
+        if measured and estimates:
+            ratio = sum(e.actual_cost for e in measured) / sum(e.reserved_cost for e in measured)
+            console.print(f"the first round's {len(measured)} measured runs cost x{ratio:.2f} their estimate: "
+                          f"the whole campaign is now projected at {ratio * sum(estimates.values()):.3g} "
+                          f"{spec.budget.unit}", highlight=False)
     for r in revisions[-3:]:
         console.print(f"  revision {r.number} ({r.phase}, {r.body.get('step', '')}): {r.reason}", highlight=False)
     for event in store.events(campaign.id)[-5:]:

@@ -246,8 +246,9 @@ class Target(_Frozen):
         """
         return self.cost.features(config)
 
-    def predict_hours(self, changes: Mapping[str, Any], devices: float = 1.0) -> float:
-        """The prior's predicted cost (in `cost.unit`) of one experiment with these changes."""
+    def predict_hours(self, changes: Mapping[str, Any], devices: float = 1.0, parallel: int = 1) -> float:
+        """The prior's predicted cost (in `cost.unit`) of one experiment with these changes;
+        `parallel` runs share the machine (a target whose runs split its cores uses it)."""
         return self.cost.model().predict_hours(self.cost_features(self.config_with(changes)), devices)
 
     def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:

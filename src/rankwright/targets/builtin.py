@@ -38,14 +38,16 @@ class BuiltinTarget(Target):
             epochs=float(run.train.epochs),
         )
 
-    def predict_hours(self, changes: Mapping[str, Any], devices: float | None = None) -> float:
-        """In the ledger's unit: the executor charges CPU time, and a CPU run keeps
-        `train.num_threads` (default: every core) busy, so wall hours count that many times."""
+    def predict_hours(self, changes: Mapping[str, Any], devices: float | None = None, parallel: int = 1) -> float:
+        """In the ledger's unit: the executor charges CPU time, and a CPU run keeps its
+        threads busy (`train.num_threads`, else its share of the cores when `parallel` runs
+        split them, as the agent's runs do), so wall hours count that many times."""
         if devices is None:
             import os
 
             config = self.config_with(changes)
-            threads = ((config.get("train") or {}).get("num_threads") or os.cpu_count() or 1)
+            threads = ((config.get("train") or {}).get("num_threads")
+                       or max(1, (os.cpu_count() or 1) // max(parallel, 1)))
             devices = float(threads) if self.cost.unit == "cpu_hours" else 1.0
         return super().predict_hours(changes, devices)
 
