@@ -22,13 +22,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine); not part of the
+# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns); not part of the
 # test suite. See benchmarks/README.md.
 bench: install
 	bash benchmarks/setup_bench_env.sh
 	.venv-bench/bin/python benchmarks/bench_ranking.py
 	$(BIN)/python benchmarks/bench_wake.py
 	$(BIN)/python benchmarks/bench_hypotheses.py
+	$(BIN)/python benchmarks/bench_campaigns.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .rankwright .pytest_cache

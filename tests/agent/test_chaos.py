@@ -65,7 +65,7 @@ time.sleep(0.2)
 """
 
 
-def _phased_campaign(folder, monkeypatch):
+def _phased_campaign(folder, monkeypatch, budget=None, strategy=None):
     folder.mkdir()
     monkeypatch.chdir(folder)
     monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
@@ -82,12 +82,12 @@ def _phased_campaign(folder, monkeypatch):
                  "size_exponent": 0.0},
     }
     (folder / "target.yaml").write_text(yaml.safe_dump(target))
-    spec = {"name": "chaos", "target": "target.yaml", "budget": {"amount": 10.0},
+    spec = {"name": "chaos", "target": "target.yaml", "budget": budget or {"amount": 10.0},
             "baseline_seeds": 3,
             "changes": [{"name": n, "set": s} for n, s in (("x3", {"x": 3}), ("y2", {"y": 2}), ("x5", {"x": 5}))],
             # pruning depends on when a wake looks at a running trial, so it is off where runs are compared
             "max_parallel": 2, "strategy": {"trials": 10, "prune": False, "confirmation_seeds": 4,
-                         "search_space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}}}
+                         "search_space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}, **(strategy or {})}}
     path = folder / "chaos.yaml"
     path.write_text(yaml.safe_dump(spec))
     for command in (["plan", str(path)], ["approve", str(path), "--yes"]):

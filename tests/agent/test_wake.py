@@ -76,6 +76,25 @@ def test_run_goes_through_the_phases_and_runs_every_decided_experiment_once(appr
     assert [e.kind for e in store.events(campaign.id)][-1] == "finish"
     again = runner.invoke(app, ["wake", str(approved)])  # waking a finished campaign changes nothing
     assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == len(experiments)
+    # what a wake does (observe, learn, decide, render the next config) never needs torch
+    script = ("from pathlib import Path\n"
+              "from rankwright.agent.spec import load_campaign\n"
+              "from rankwright.agent.observe import observe\n"
+              "from rankwright.agent.learning import learn\n"
+              "from rankwright.agent.decide import decide\n"
+              "from rankwright.agent.naming import work_dir\n"
+              "from rankwright.store import open_store\n"
+              "spec, target = load_campaign(Path('c.yaml'))\n"
+              "store = open_store(); c = store.campaign(spec.name)\n"
+              "state = observe(store, spec, target, Path('.rankwright').resolve(), c.id, store.latest_plan(c.id)[1])\n"
+              "learn(store, spec, target, state); decide(state)\n"
+              "target.render({'model.dropout': 0.1}, work_dir(Path('.rankwright'), 'x'))\n")
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-X", "importtime", "-c", script], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert not [line for line in probe.stderr.splitlines() if line.rstrip().endswith("| torch")]
 
 
 def test_detached_campaign_finishes_with_no_agent_process(approved):

@@ -21,28 +21,16 @@ from rankwright.targets import Target
 
 
 def model_family(spec: CampaignSpec, target: Target) -> str:
-    if spec.target == "builtin":
-        return spec.model
-    model = (target.base_config.get("model") or {}) if isinstance(target.base_config, dict) else {}
-    return str(model.get("name") or target.name) if isinstance(model, dict) else target.name
+    return target.model_family()
 
 
 def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[float] = (),
                      embedding_parameters: float | None = None, fidelity: float | None = None) -> Context:
     """Where this campaign's comparisons are made. What cannot be known yet (the baseline NE
     before the baseline ran) is left out of similarity rather than guessed."""
-    features = target.cost_features(target.base_config)
-    fields, mean_cardinality = 0, None
-    from rankwright.targets.builtin import BuiltinTarget, field_names
-
-    if isinstance(target, BuiltinTarget):
-        categorical, numeric = field_names(target.run_config(target.base_config).data, Path("."))
-        fields = len(categorical) + len(numeric)
-        dim = (target.base_config.get("model") or {}).get("embedding_dim") or 1
-        if embedding_parameters and categorical:
-            mean_cardinality = embedding_parameters / dim / len(categorical)
+    rows, fields, mean_cardinality = target.data_shape(embedding_parameters)
     data = target.base_config.get("data") or {}
-    return Context(model_family=model_family(spec, target), rows=features.rows, fields=fields,
+    return Context(model_family=model_family(spec, target), rows=rows, fields=fields,
                    mean_cardinality=mean_cardinality, baseline_ne=statistics.mean(baseline) if baseline else None,
                    fidelity=fidelity if fidelity is not None else (
                        float(data.get("train_fraction", 1.0) or 1.0) if isinstance(data, dict) else 1.0),

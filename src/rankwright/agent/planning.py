@@ -17,7 +17,6 @@ from typing import Any
 from rankwright.agent.spec import CampaignSpec
 from rankwright.targets import Target, TargetError
 
-SMOKE_CHANGES_BUILTIN = {"train.epochs": 1}
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def _data_readable(target: Target) -> CheckItem:
 
 
 def _smoke_run(target: Target, workdir: Path, timeout_s: float) -> CheckItem:
-    changes = SMOKE_CHANGES_BUILTIN if target.name.startswith("rankwright-") else {}
+    changes = target.smoke_changes()
     run_dir = Path(tempfile.mkdtemp(prefix="smoke-", dir=workdir))
     try:
         command, config = target.render(changes, run_dir)

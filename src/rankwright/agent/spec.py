@@ -181,16 +181,12 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
     return spec, target
 
 
-BUILTIN_LOW_FIDELITY = {"data.train_fraction": 0.5}
-
-
 def low_fidelity(spec: CampaignSpec, target: Target) -> dict[str, Any]:
-    """The knob changes of a validation run: the spec's, else half the rows on the built-in
-    target, else none (an external target's runs are all full fidelity)."""
+    """The knob changes of a validation run: the spec's, else the target's own (half the
+    rows on the built-in target; none on a target that does not say)."""
     if spec.strategy.low_fidelity is not None:
         return dict(spec.strategy.low_fidelity)
-    paths = {k.path for k in target.knobs}
-    return dict(BUILTIN_LOW_FIDELITY) if set(BUILTIN_LOW_FIDELITY) <= paths and spec.target == "builtin" else {}
+    return target.low_fidelity()
 
 
 def search_space(spec: CampaignSpec, target: Target) -> dict[str, SearchRange]:

@@ -119,6 +119,29 @@ def _print_strategy(spec, document) -> None:
     console.print(f"exploitation search space: {space}", highlight=False)
 
 
+# What an engineer may change in an approved campaign's spec by approving it again; anything
+# else changes what the campaign measures, and is a new campaign.
+RE_APPROVABLE = ("budget",)
+
+
+def spec_changes(stored: dict, current: dict) -> list[str]:
+    """Top-level spec keys whose values differ, in words."""
+    return [f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(stored) | set(current))
+            if stored.get(key) != current.get(key)]
+
+
+def check_spec_unchanged(spec, campaign, spec_path: Path) -> None:
+    """A wake acts only on the spec that was approved: a spec file edited since then is
+    refused, with the way to get the change approved."""
+    from rankwright.agent.spec import SpecError
+
+    changed = spec_changes(campaign.spec, spec.model_dump(mode="json"))
+    if changed:
+        raise SpecError(f"{spec_path}: the spec changed since campaign {spec.name!r} was approved ("
+                        + "; ".join(changed) + f"). A budget change takes `rankwright approve {spec_path}`; "
+                        "any other change is a new campaign (give it another name)")
+
+
 def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     from rankwright.agent.spec import SpecError
     from rankwright.store import open_store
@@ -130,6 +153,12 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     if latest is None:
         raise SpecError(f"campaign {spec.name!r} has no plan yet: run `rankwright plan {spec_path}` first")
     plan_id, document, estimate = latest
+    current = spec.model_dump(mode="json")
+    changed = [k for k in set(campaign.spec) | set(current) if campaign.spec.get(k) != current.get(k)]
+    if [k for k in changed if k not in RE_APPROVABLE]:
+        raise SpecError(f"{spec_path}: only {', '.join(RE_APPROVABLE)} may change in an approved campaign; "
+                        "changed: " + "; ".join(spec_changes({k: campaign.spec.get(k) for k in changed},
+                                                              {k: current.get(k) for k in changed})))
     if not document["preflight_ok"]:
         raise SpecError(f"plan {plan_id} failed its preflight; fix it and run `rankwright plan {spec_path}` again")
     who = by or getpass.getuser()
@@ -144,6 +173,10 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
         new = move(campaign.status, CampaignStatus.APPROVED, by="person")
     except TransitionError as exc:
         raise SpecError(f"campaign {spec.name!r}: {exc}") from None
+    if changed:  # a budget raised (or lowered) by the engineer, e.g. after a guardrail pause
+        store.set_campaign_spec(campaign.id, current)
+        store.append_event(campaign.id, "approve", f"{who} approved a spec change: "
+                           + "; ".join(spec_changes(campaign.spec, current)), plan_id=plan_id)
     store.record_approval(plan_id, who, spec.budget.amount, spec.budget.unit, via_yes_flag=yes)
     store.set_campaign_status(campaign.id, new.value)
     store.append_event(campaign.id, "approve", f"{who} approved plan {plan_id} with {spec.budget.amount:g} "
@@ -239,6 +272,11 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
     spec, target = loaded or _load(spec_path)
     root = _root(spec)
     root.mkdir(parents=True, exist_ok=True)
+    campaign = open_store().campaign(spec.name)
+    if campaign is not None and loaded is not None and campaign.spec != spec.model_dump(mode="json"):
+        spec, target = _load(spec_path)  # a change approved while this `run` stayed up
+    if campaign is not None:
+        check_spec_unchanged(spec, campaign, spec_path)
     # One agent acts on a campaign at a time; a second waits for the first to finish its step.
     with open(root / f".wake-{spec.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

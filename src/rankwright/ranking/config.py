@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rankwright.ranking.data.config import DataConfig
 from rankwright.ranking.errors import ConfigError
-from rankwright.ranking.models import ModelConfigUnion
-from rankwright.ranking.models.dnn import DNNConfig
+from rankwright.ranking.models.configs import MODEL_CONFIGS, DNNConfig, ModelConfigUnion
 from rankwright.ranking.train.config import TrainConfig
 from rankwright.yaml_files import read_yaml
 
@@ -77,9 +76,7 @@ def _describe(error: dict[str, Any], document: dict[str, Any]) -> str:
         if allowed:
             message += f"; known keys here: {', '.join(allowed)}"
     elif error["type"] == "union_tag_invalid":
-        from rankwright.ranking.models import REGISTRY
-
-        message = f"unknown model {error['input'].get('name')!r}; allowed: {', '.join(sorted(REGISTRY))}"
+        message = f"unknown model {error['input'].get('name')!r}; allowed: {', '.join(sorted(MODEL_CONFIGS))}"
         where = "model.name"
     elif "input" in error and error["type"] not in ("missing",):
         message += f" (got {error['input']!r})"
@@ -97,10 +94,8 @@ def _known_keys(loc: list[str], document: dict[str, Any]) -> list[str]:
         if field is None:
             return []
         if part == "model" and model is RunConfig:
-            from rankwright.ranking.models import REGISTRY
-
             name = (document.get("model") or {}).get("name", DEFAULT_MODEL)
-            model = REGISTRY[name][0] if name in REGISTRY else None
+            model = MODEL_CONFIGS.get(name)
             continue
         annotation = field.annotation
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None

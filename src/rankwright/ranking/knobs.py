@@ -15,7 +15,7 @@ import annotated_types as at
 from pydantic import BaseModel
 
 from rankwright.ranking.data.config import DataConfig, ProcessingConfig
-from rankwright.ranking.models import REGISTRY
+from rankwright.ranking.models.configs import MODEL_CONFIGS
 from rankwright.ranking.train.config import TrainConfig
 
 KnobKind = Literal["int", "float", "bool", "choice", "int_tuple", "str"]
@@ -130,9 +130,9 @@ def _walk(prefix: str, model: type[BaseModel], skip: set[str] = frozenset()) -> 
 
 def knob_schema(model_name: str = "dnn") -> list[Knob]:
     """All knobs of a run of `model_name`: model, training and feature processing."""
-    if model_name not in REGISTRY:
-        raise ValueError(f"unknown model {model_name!r}; known: {', '.join(sorted(REGISTRY))}")
-    config_cls = REGISTRY[model_name][0]
+    if model_name not in MODEL_CONFIGS:
+        raise ValueError(f"unknown model {model_name!r}; known: {', '.join(sorted(MODEL_CONFIGS))}")
+    config_cls = MODEL_CONFIGS[model_name]
     return (
         _walk("model", config_cls, skip={"name"})
         + _walk("train", TrainConfig, skip={"device", "num_threads", "heartbeat_seconds", "eval_batch_size"})

@@ -75,6 +75,11 @@ class Store:
             row = s.scalars(select(m.Campaign).where(m.Campaign.name == name)).one_or_none()
             return None if row is None else _campaign(row)
 
+    def set_campaign_spec(self, campaign_id: int, spec: dict[str, Any]) -> None:
+        """The approved spec, after an engineer approved a change to it (a larger budget)."""
+        with self.session() as s:
+            s.get_one(m.Campaign, campaign_id).spec = spec
+
     def set_campaign_status(self, campaign_id: int, status: str) -> None:
         with self.session() as s:
             s.get_one(m.Campaign, campaign_id).status = status

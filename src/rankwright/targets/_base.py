@@ -237,6 +237,25 @@ class Target(_Frozen):
         """Hook for targets that can validate a whole config (the built-in one does)."""
         return config
 
+    # --- what the agent asks of any target ------------------------------------------------
+    def model_family(self) -> str:
+        """What kind of model this is, for the knowledge base and for comparing contexts."""
+        model = self.base_config.get("model") if isinstance(self.base_config, dict) else None
+        return str(model.get("name") or self.name) if isinstance(model, dict) else self.name
+
+    def low_fidelity(self) -> dict[str, Any]:
+        """Knob changes of a cheap validation run; none unless the target says how."""
+        return {}
+
+    def smoke_changes(self) -> dict[str, Any]:
+        """Knob changes that make the preflight's smoke run short."""
+        return {}
+
+    def data_shape(self, embedding_parameters: float | None = None) -> tuple[float, int, float | None]:
+        """(training rows, feature fields, mean vocabulary size or None) of the base config,
+        for judging how alike two campaigns' data are; unknown parts are 0 or None."""
+        return self.cost_features(self.base_config).rows, 0, None
+
     # --- cost ---------------------------------------------------------------------------
     def cost_features(self, config: Mapping[str, Any]) -> CostFeatures:
         """The cost model's features of one run's config.

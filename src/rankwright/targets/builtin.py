@@ -51,6 +51,23 @@ class BuiltinTarget(Target):
             devices = float(threads) if self.cost.unit == "cpu_hours" else 1.0
         return super().predict_hours(changes, devices)
 
+    def model_family(self) -> str:
+        return str(self.base_config["model"]["name"])
+
+    def low_fidelity(self) -> dict[str, Any]:
+        return {"data.train_fraction": 0.5}  # half the training rows, the same epochs and model
+
+    def smoke_changes(self) -> dict[str, Any]:
+        return {"train.epochs": 1}
+
+    def data_shape(self, embedding_parameters: float | None = None) -> tuple[float, int, float | None]:
+        run = self.run_config(self.base_config)
+        categorical, numeric = field_names(run.data, Path.cwd())
+        dim = run.model.embedding_dim if hasattr(run.model, "embedding_dim") else 1
+        mean_cardinality = embedding_parameters / dim / len(categorical) if embedding_parameters and categorical \
+            else None
+        return float(train_rows(run.data, Path.cwd())), len(categorical) + len(numeric), mean_cardinality
+
     def run_config(self, config: Mapping[str, Any]) -> Any:
         """`config` as the ranking codebase's validated `RunConfig` (TargetError if invalid)."""
         from rankwright.ranking.config import ConfigError, validate_run_config

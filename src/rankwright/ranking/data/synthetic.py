@@ -39,7 +39,10 @@ import pandas as pd
 
 from rankwright.ranking.data.config import SchemaConfig, SyntheticConfig
 from rankwright.ranking.data.errors import DataError
-from rankwright.ranking.data.types import TensorSplit
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a tensor type only in a signature: the agent reads the schema without torch
+    from rankwright.ranking.data.types import TensorSplit
 from rankwright.ranking.metrics import Metrics, evaluate
 
 USER_FIELDS = ("user_id", "age_bucket", "gender", "geo")

@@ -1,7 +1,8 @@
 """The model contract: a typed config, a module that maps features to logits, a registry.
 
 Each model declares its knobs as a frozen Pydantic config with types and ranges, so the
-agent can read the knob schema and a config error names the field and what is allowed.
+agent can read the knob schema and a config error names the field and what is allowed. The
+configs live apart from PyTorch, in ``_config`` (``ModelConfig``) and ``configs``.
 """
 
 from __future__ import annotations
@@ -9,28 +10,10 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from rankwright.ranking.data.types import FeatureMeta
-
-
-class ModelConfig(BaseModel):
-    """Knobs every model shares. Subclasses add their own and fix ``name``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    embedding_dim: int = Field(10, ge=1, le=512, description="width of every field embedding")
-    embedding_l2: float = Field(
-        0.0,
-        ge=0.0,
-        le=10.0,
-        description="L2 penalty (lambda/2)*||E||^2 on the whole embedding table each step "
-        "(FuxiCTR's embedding_regularizer)",
-    )
-    net_l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty on non-embedding weights")
-    embedding_init_std: float = Field(1e-4, gt=0.0, le=1.0, description="normal init std of embeddings")
+from rankwright.ranking.models._config import ModelConfig
 
 
 class RankingModel(nn.Module):

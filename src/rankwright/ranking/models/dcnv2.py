@@ -9,34 +9,13 @@ and dropout before the final Linear. FuxiCTR's extra ``stacked_parallel`` is not
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from rankwright.ranking.data.types import FeatureMeta
 from rankwright.ranking.models._base import RankingModel, register
-from rankwright.ranking.models._knobs import DeepConfig, dropout
+from rankwright.ranking.models.configs import DCNv2Config
 from rankwright.ranking.models.layers import MLP, CrossNetMix, CrossNetV2, FeatureEmbedding, reset_linear_
-
-
-class DCNv2Config(DeepConfig):
-    """Cross network v2 with an optional DNN, parallel or stacked."""
-
-    name: Literal["dcnv2"] = "dcnv2"
-    structure: Literal["parallel", "stacked", "crossnet_only"] = Field(
-        "parallel",
-        description="parallel: concat(cross(x0), dnn(x0)) -> Linear; stacked: dnn(cross(x0)) -> "
-        "Linear; crossnet_only: cross(x0) -> Linear (the DNN knobs are then unused)",
-    )
-    num_cross_layers: int = Field(4, ge=1, le=16, description="number of cross layers")
-    use_low_rank_mixture: bool = Field(
-        False, description="use the low-rank mixture-of-experts cross network (DCN-Mix) instead of full rank"
-    )
-    low_rank: int = Field(32, ge=1, le=1024, description="rank of each expert (low-rank mixture only)")
-    num_experts: int = Field(4, ge=1, le=16, description="number of experts (low-rank mixture only)")
-    dropout: float = dropout(0.4)
 
 
 @register("dcnv2", DCNv2Config)

@@ -9,33 +9,13 @@ vectors; a top MLP maps to the logit. Without numeric fields the bottom MLP is s
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from rankwright.ranking.data.types import FeatureMeta
-from rankwright.ranking.models._base import ModelConfig, RankingModel, register
-from rankwright.ranking.models._knobs import Activation, Width, activation, batch_norm, dropout, hidden_units
+from rankwright.ranking.models._base import RankingModel, register
+from rankwright.ranking.models.configs import DLRMConfig
 from rankwright.ranking.models.layers import MLP, DotInteraction, FeatureEmbedding, make_activation, reset_linear_
-
-
-class DLRMConfig(ModelConfig):
-    """Bottom MLP over numeric fields, dot (or concat) interaction, top MLP."""
-
-    name: Literal["dlrm"] = "dlrm"
-    interaction: Literal["dot", "cat"] = Field(
-        "dot", description="dot: pairwise inner products of field vectors plus the dense vector; cat: flatten all"
-    )
-    bottom_hidden_units: tuple[Width, ...] = hidden_units(
-        (64, 64, 64), "the bottom MLP over numeric fields (its output width is embedding_dim)", allow_empty=True
-    )
-    top_hidden_units: tuple[Width, ...] = hidden_units((400, 400, 400), "the top MLP")
-    activation: Activation = activation("both MLPs")
-    bottom_dropout: float = dropout(0.0, "the bottom MLP")
-    top_dropout: float = dropout(0.4, "the top MLP")
-    batch_norm: bool = batch_norm(True, "both MLPs")
 
 
 @register("dlrm", DLRMConfig)

@@ -7,20 +7,12 @@ the shared embeddings) + the same MLP over the flattened shared embeddings, summ
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from rankwright.ranking.data.types import FeatureMeta
 from rankwright.ranking.models._base import RankingModel, register
-from rankwright.ranking.models._knobs import DeepConfig
+from rankwright.ranking.models.configs import DeepFMConfig, DNNConfig
 from rankwright.ranking.models.layers import MLP, FeatureEmbedding, LinearTerm, fm_interaction, reset_linear_
-
-
-class DNNConfig(DeepConfig):
-    """Plain MLP over concatenated field embeddings."""
-
-    name: Literal["dnn"] = "dnn"
 
 
 @register("dnn", DNNConfig)
@@ -34,12 +26,6 @@ class DNN(RankingModel):
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.embedding(categorical, numeric).flatten(1)).squeeze(-1)
-
-
-class DeepFMConfig(DeepConfig):
-    """LR + FM + DNN sharing the field embeddings, logits summed."""
-
-    name: Literal["deepfm"] = "deepfm"
 
 
 @register("deepfm", DeepFMConfig)

@@ -13,14 +13,11 @@ dataset-specific (BARS frappe uses ``fs1_context=("user",)``, ``fs2_context=("it
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import torch
-from pydantic import Field, model_validator
 
 from rankwright.ranking.data.types import FeatureMeta
-from rankwright.ranking.models._base import ModelConfig, RankingModel, register
-from rankwright.ranking.models._knobs import Activation, Width, activation, batch_norm, dropout, hidden_units
+from rankwright.ranking.models._base import RankingModel, register
+from rankwright.ranking.models.configs import FinalMLPConfig
 from rankwright.ranking.models.layers import (
     MLP,
     FeatureEmbedding,
@@ -28,41 +25,6 @@ from rankwright.ranking.models.layers import (
     InteractionAggregation,
     reset_linear_,
 )
-
-FieldName = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class FinalMLPConfig(ModelConfig):
-    """Two-stream MLP with feature selection gates and bilinear fusion."""
-
-    name: Literal["finalmlp"] = "finalmlp"
-    mlp1_hidden_units: tuple[Width, ...] = hidden_units((400,), "stream 1")
-    mlp1_activation: Activation = activation("stream 1")
-    mlp1_dropout: float = dropout(0.4, "stream 1")
-    mlp1_batch_norm: bool = batch_norm(True, "stream 1")
-    mlp2_hidden_units: tuple[Width, ...] = hidden_units((100,), "stream 2")
-    mlp2_activation: Activation = activation("stream 2")
-    mlp2_dropout: float = dropout(0.4, "stream 2")
-    mlp2_batch_norm: bool = batch_norm(True, "stream 2")
-    use_fs: bool = Field(True, description="gate each stream's input with its own feature-selection weights")
-    fs_hidden_units: tuple[Width, ...] = hidden_units((400,), "each feature-selection gate MLP", allow_empty=True)
-    fs1_context: tuple[FieldName, ...] = Field(
-        (), max_length=64, description="feature names whose embeddings drive stream 1's gate (empty: a learned vector)"
-    )
-    fs2_context: tuple[FieldName, ...] = Field(
-        (), max_length=64, description="feature names whose embeddings drive stream 2's gate (empty: a learned vector)"
-    )
-    num_heads: int = Field(
-        5, ge=1, le=64, description="heads of the bilinear fusion (must divide both streams' last widths)"
-    )
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> "FinalMLPConfig":
-        for units in (self.mlp1_hidden_units, self.mlp2_hidden_units):
-            if units[-1] % self.num_heads:
-                raise ValueError(f"num_heads={self.num_heads} must divide the last stream widths, got {units[-1]}")
-        return self
-
 
 @register("finalmlp", FinalMLPConfig)
 class FinalMLP(RankingModel):

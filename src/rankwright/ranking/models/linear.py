@@ -6,19 +6,12 @@ the FM second-order term of the ``embedding_dim`` embeddings).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from rankwright.ranking.data.types import FeatureMeta
-from rankwright.ranking.models._base import ModelConfig, RankingModel, register
+from rankwright.ranking.models._base import RankingModel, register
+from rankwright.ranking.models.configs import FMConfig, LRConfig
 from rankwright.ranking.models.layers import FeatureEmbedding, LinearTerm, fm_interaction
-
-
-class LRConfig(ModelConfig):
-    """Logistic regression over one-hot features (``embedding_dim`` is unused)."""
-
-    name: Literal["lr"] = "lr"
 
 
 @register("lr", LRConfig)
@@ -29,12 +22,6 @@ class LR(RankingModel):
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         return self.linear(categorical, numeric)
-
-
-class FMConfig(ModelConfig):
-    """Factorization machine: LR term + pairwise inner products of field embeddings."""
-
-    name: Literal["fm"] = "fm"
 
 
 @register("fm", FMConfig)

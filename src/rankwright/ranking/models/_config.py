@@ -1,12 +1,33 @@
-"""Typed knob definitions shared by several model configs (one source for ranges and wording)."""
+"""The config every model shares and the knob definitions several configs reuse.
+
+Torch-free on purpose, like ``configs``: validating a run config or listing the knob
+schema must not load PyTorch (a ``rankwright wake`` stays light).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from rankwright.ranking.models._base import ModelConfig
+
+class ModelConfig(BaseModel):
+    """Knobs every model shares. Subclasses add their own and fix ``name``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    embedding_dim: int = Field(10, ge=1, le=512, description="width of every field embedding")
+    embedding_l2: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="L2 penalty (lambda/2)*||E||^2 on the whole embedding table each step "
+        "(FuxiCTR's embedding_regularizer)",
+    )
+    net_l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty on non-embedding weights")
+    embedding_init_std: float = Field(1e-4, gt=0.0, le=1.0, description="normal init std of embeddings")
+
 
 Activation = Literal["relu", "gelu", "silu", "prelu"]
 Width = Annotated[int, Field(ge=1, le=8192)]

@@ -1,0 +1,66 @@
+"""The approved strategy as a guardrail, through the real CLI: a step that needs more
+budget than is left pauses the campaign and says what it wants approved; the engineer
+raises the budget in the spec and approves it, and the campaign finishes. A spec edited in
+any other way since approval is refused, and nothing stored changes."""
+
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+from rankwright.store import open_store
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_chaos import _phased_campaign  # noqa: E402  (the fast three-phase target)
+
+
+def _rw(*args):
+    env = {**os.environ, "RANKWRIGHT_WAKE_ON_EXIT": "0"}
+    return subprocess.run([sys.executable, "-m", "rankwright", *args], capture_output=True, text=True, env=env)
+
+
+def _edit(path, **changes):
+    spec = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        spec[key] = value
+    path.write_text(yaml.safe_dump(spec))
+
+
+def test_a_step_beyond_the_budget_pauses_and_a_raised_budget_lets_it_finish(tmp_path, monkeypatch):
+    path = _phased_campaign(tmp_path / "c", monkeypatch, budget={"amount": 0.0013, "pause_threshold": 1.0},
+                            strategy={"trials": 0, "confirmation_seeds": 100})
+    store = open_store()
+    for _ in range(200):  # wakes until the campaign stops by itself (`run` would wait for a resume)
+        woken = _rw("wake", str(path))
+        assert woken.returncode == 0, woken.stdout + woken.stderr
+        if store.campaign("chaos").status != "approved":
+            break
+        time.sleep(0.3)
+    campaign = store.campaign("chaos")
+    assert campaign.status == "paused", woken.stdout
+    events = store.events(campaign.id)
+    assert events[-1].kind == "guardrail" and "wants approval" in events[-1].message
+    assert "approve about" in events[-1].message and "confirmation" in events[-1].message
+    before = len(store.experiments(campaign.id))
+    assert _rw("wake", str(path)).returncode == 0 and len(store.experiments(campaign.id)) == before  # stays paused
+
+    _edit(path, strategy={"trials": 3})  # not approvable: a new campaign
+    refused = _rw("approve", str(path), "--yes")
+    assert refused.returncode == 2 and "only budget may change" in refused.stdout + refused.stderr
+    woken = _rw("wake", str(path))
+    assert woken.returncode == 2 and "the spec changed since" in woken.stdout + woken.stderr
+    assert len(store.experiments(campaign.id)) == before and store.campaign("chaos").status == "paused"
+
+    spec = yaml.safe_load(path.read_text())
+    spec["strategy"] = campaign.spec["strategy"]
+    spec["budget"] = {"amount": 0.05, "pause_threshold": 1.0}
+    path.write_text(yaml.safe_dump(spec))
+    approved = _rw("approve", str(path), "--yes")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert any("approved a spec change: budget" in e.message for e in store.events(campaign.id))
+    finished = _rw("run", str(path), "--interval", "0.5")
+    assert finished.returncode == 0 and store.campaign("chaos").status == "finished", finished.stdout
+    confirmation = [r for r in store.revisions(campaign.id) if r.body.get("step") == "confirmation"]
+    assert len(confirmation) == 1 and {e["seed"] for e in confirmation[0].body["experiments"]} >= {100}
