@@ -132,3 +132,18 @@ def test_heartbeat_age_reads_the_time_field_or_mtime(tmp_path):
     beat.write_text("not json")
     assert target.heartbeat_age(tmp_path) < 5.0
     assert make_target(metrics=MetricsSpec(heartbeat_file=None)).heartbeat_age(tmp_path, now=time.time()) is None
+
+
+def test_targets_answer_what_the_agent_asks_of_them():
+    """The agent drives targets through two small Protocols, never their concrete class."""
+    from pathlib import Path
+
+    from rankwright.agent.ports import DescribedTarget, RunnableTarget
+    from rankwright.targets import builtin_target, load_target
+
+    external = load_target(Path(__file__).resolve().parents[2] / "examples/targets/sklearn_logreg/target.yaml")
+    for target in (builtin_target("dnn"), external):
+        assert isinstance(target, RunnableTarget) and isinstance(target, DescribedTarget)
+    assert builtin_target("dcnv2").low_fidelity() == {"data.train_fraction": 0.5}
+    assert external.low_fidelity() == {} and external.smoke_changes() == {}
+    assert builtin_target("dnn").model_family() == "dnn"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rankwright.agent.naming import BASELINE, SEED_KNOB, base_name, work_dir
+from rankwright.agent.ports import DescribedTarget
 from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
 from rankwright.targets import Target
@@ -50,7 +51,8 @@ def allowed_knobs(spec: CampaignSpec, target: Target) -> frozenset[str]:
     return frozenset(knobs)
 
 
-def observe(store: Any, spec: CampaignSpec, target: Target, root: Path, campaign_id: int, plan: Mapping[str, Any],
+def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path, campaign_id: int,
+            plan: Mapping[str, Any],
             *, rank: bool = True) -> CampaignState:
     """The campaign as a decision sees it. `rank=False` skips the research step (what the
     learn step and the pruner need does not include a fresh ranking)."""

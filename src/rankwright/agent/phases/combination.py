@@ -79,9 +79,23 @@ def greedy_path(state: CampaignState, promoted: list[str]) -> Path:
                          "selection stops here")
             return Path(members, arm, changes, tuple(notes), None, True)
         notes.append(f"{name}: kept, {test.effect * 100:+.2f}% over {' + '.join(members) or 'the baseline'} "
-                     f"(one-sided p {test.p_lower:.3f} < {alpha:g})")
+                     f"(one-sided p {test.p_lower:.3f} < {alpha:g})" + _synergy(state, members, name, next_arm))
         members, arm, changes = candidate, next_arm, merged
     return Path(members, arm, changes, tuple(notes), None, True)
+
+
+def _synergy(state: CampaignState, members: tuple[str, ...], name: str, merged: str) -> str:
+    """How the merged effect compares with the sum of its parts, all against the baseline."""
+    if not members:
+        return ""
+    parts = [_full_effect(state, m) for m in (*members, name)]
+    together = _full_effect(state, merged)
+    if float("inf") in parts or together == float("inf"):
+        return ""
+    total = sum(parts)
+    word = "more than" if together < total else "less than"
+    return (f"; together {together * 100:+.2f}% over the baseline, {word} the sum of the parts "
+            f"({total * 100:+.2f}%)")
 
 
 class Combination:
