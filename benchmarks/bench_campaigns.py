@@ -88,6 +88,7 @@ def run_one(structure: str, rows: int, work: Path, commit: str) -> dict:
         "changes": [list(map(str, row)) for row in proposal.config_diff],
         "spent": proposal.spent, "estimated": plan.get("estimated_hours"),
         "first_round_ratio": ratio, "reprojected": ratio * plan.get("estimated_hours"), "ran_at_commit": ran["commit"],
+        "ran_until": ran["finished"],
         "phases": {p.phase: {"estimated": p.estimated, "actual": p.actual} for p in proposal.phase_costs},
         "rank_agreement": proposal.rank_agreement, "wall_seconds": wall,
         "report": str(folder / ".rankwright" / "reports" / spec.name / "report.md"),
@@ -113,8 +114,10 @@ def main() -> None:
                 "generator_seed": GENERATOR_SEED, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n")
-    lines = [f"# Whole campaigns on the synthetic structures", "",
-             f"Commit {commit}; run {started} to {document['finished']}; generator seed {GENERATOR_SEED}; "
+    lines = ["# Whole campaigns on the synthetic structures", "",
+             f"Analysis at commit {commit}, {started}; the campaigns ran at commit(s) "
+             + ", ".join(sorted({r["ran_at_commit"] for r in results})) + ", finishing "
+             + ", ".join(f"{r['structure']} {r['ran_until']}" for r in results) + f"; generator seed {GENERATOR_SEED}; "
              f"{args.rows:,} rows; DNN 256-128, 4 epochs, batch 512 (the demo's baseline and strategy).", "",
              "Test NE over the confirmation seeds (paired); spent / estimated at approval / re-projected after "
              "the first round, in CPU-hours; wall time of plan, approve and run.", "",
@@ -131,8 +134,6 @@ def main() -> None:
                      f"({r['ci'][0] / r['baseline_ne']:+.2%}, {r['ci'][1] / r['baseline_ne']:+.2%}) | "
                      f"{(r['gap_closed'] or 0):.0%} | {r['spent']:.3g} / {r['estimated']:.3g} / "
                      f"{r['reprojected']:.3g} | {r['wall_seconds']:.0f} s |")
-    lines += ["", "Runs made at commit(s) " + ", ".join(sorted({r["ran_at_commit"] for r in results}))
-              + f"; this analysis at {commit}."]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out.with_suffix('.md')} and .json")
 
