@@ -80,7 +80,8 @@ def build(workdir: Path, url: str, n: int) -> dict:
     (workdir / "target.yaml").write_text(yaml.safe_dump(target))
     name = f"bench{n}"
     spec_doc = {"name": name, "target": "target.yaml", "budget": {"amount": float(n)}, "max_parallel": IN_FLIGHT,
-                "baseline_seeds": 1, "changes": [{"name": f"c{i}", "set": {"x": i + 1}} for i in range(n - 1)]}
+                "baseline_seeds": 1, "hypotheses": {"seeds": 1},
+                "changes": [{"name": f"c{i}", "set": {"x": i + 1}} for i in range(n - 1)]}
     spec_path = workdir / "campaign.yaml"
     spec_path.write_text(yaml.safe_dump(spec_doc))
     (workdir / ".rankwright").mkdir()

@@ -67,14 +67,19 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
     fresh: list[Insight] = []
     contexts: dict[bool, Context] = {}
+    learned = store.insight_uids(spec.name)  # a long campaign pays one column query, not its history
     for arm in state.arms():
         first = state.first_entry(arm)
         technique = first.get("technique") or (first["hypothesis"] if first.get("source") == "spec" else None)
         if not technique or not state.complete(arm):
             continue
+        values = state.values(arm)
+        uid = hashlib.sha256(f"{spec.name}/{arm}/{len(values)}".encode()).hexdigest()[:24]
+        if uid in learned:
+            continue
         low = is_low(arm)
         base_arm = BASELINE + ("@low" if low else "")
-        values, base = state.values(arm), state.values(base_arm)
+        base = state.values(base_arm)
         if not values or len(base) < 2 or not state.complete(base_arm) or not set(values) <= set(base):
             continue
         if low not in contexts:
@@ -84,8 +89,7 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
                                              fidelity=_fidelity(state.low) if low else 1.0)
         cost = _mean_cost(state, arm) / max(_mean_cost(state, base_arm), 1e-9)
         insight = comparison_insight(technique, first["delta"], contexts[low], values, base, cost, spec.name)
-        fresh.append(replace(insight, uid=hashlib.sha256(f"{spec.name}/{arm}/{len(values)}".encode())
-                             .hexdigest()[:24]))
+        fresh.append(replace(insight, uid=uid))
     if not fresh:
         return []
     campaign_id = store.campaign(spec.name).id

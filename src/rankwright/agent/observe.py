@@ -78,9 +78,15 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
         base_values=knob_values(target.base_config, set(space)),
         first_round=frozenset(f"{spec.name}/{p['name']}/seed{p['seed']}" for p in plan["experiments"]),
     )
-    if not rank or not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
-        return _with_conflicts(state, target, spec)
-    return _with_conflicts(_with_candidates(state, store, spec, target, root), target, spec)
+    state = _with_conflicts(state, target, spec)
+    return with_ranking(state, store, spec, target, root) if rank else state
+
+
+def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path) -> CampaignState:
+    """The state with the ranking re-computed, when a validation round may be chosen from it."""
+    if not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
+        return state
+    return _with_candidates(state, store, spec, target, root)
 
 
 def best_validation_run(state: CampaignState) -> str | None:

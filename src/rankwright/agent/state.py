@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 from rankwright.agent.naming import BASELINE
@@ -90,18 +91,29 @@ class CampaignState:
         revision number, never from the clock."""
         return int(hashlib.sha256(self.name.encode()).hexdigest()[:8], 16)
 
+    @cached_property
+    def _by_arm(self) -> dict[str, list[Mapping[str, Any]]]:
+        """Planned entries by arm, in plan order: every query below is a lookup, so a
+        campaign with thousands of experiments decides in time linear in them."""
+        out: dict[str, list[Mapping[str, Any]]] = {}
+        for p in self.planned:
+            out.setdefault(p["name"], []).append(p)
+        return out
+
     def entries(self, arm: str) -> list[Mapping[str, Any]]:
-        return [p for p in self.planned if p["name"] == arm]
+        return list(self._by_arm.get(arm, ()))
 
     def arms(self, phase: str | None = None) -> list[str]:
         """Arms in the order they were first planned."""
-        return list(dict.fromkeys(p["name"] for p in self.planned if phase is None or p["phase"] == phase))
+        if phase is None:
+            return list(self._by_arm)
+        return list(dict.fromkeys(p["name"] for p in self.planned if p["phase"] == phase))
 
     def first_entry(self, arm: str) -> Mapping[str, Any]:
-        return next(p for p in self.planned if p["name"] == arm)
+        return self._by_arm[arm][0]
 
     def seeds(self, arm: str) -> set[int]:
-        return {p["seed"] for p in self.planned if p["name"] == arm}
+        return {p["seed"] for p in self._by_arm.get(arm, ())}
 
     def steps(self, phase: str, step: str) -> int:
         """How many revisions of this phase took this step."""

@@ -164,10 +164,12 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     # observe 4. learn: every finished comparison without an insight (from the store, not from this wake)
     existing = store.key_states(campaign.id)
     all_ended = all(k in existing and existing[k].status.is_terminal for k in by_key)
+    observed = None
     if report.collected or all_ended:
         from rankwright.agent.learning import learn
 
-        learn(store, spec, target, observe(store, spec, target, root, campaign.id, plan, rank=False))
+        observed = observe(store, spec, target, root, campaign.id, plan, rank=False)
+        learn(store, spec, target, observed)
 
     # observe 5. budget
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
@@ -191,8 +193,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     # decide: once every planned run has ended, the current phase's policy picks the next step
     if all_ended:
         from rankwright.agent.decide import decide
+        from rankwright.agent.observe import with_ranking
 
-        state = observe(store, spec, target, root, campaign.id, plan)
+        state = with_ranking(observed, store, spec, target, root)  # learned insights count in the ranking
         decision = decide(state)
         _crash_point("in_decide")
         report.phase = decision.phase

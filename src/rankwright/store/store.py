@@ -267,6 +267,11 @@ class Store:
                     s.add(m.Event(campaign_id=campaign_id, kind=kind, message=message, data={}))
         return new
 
+    def insight_uids(self, campaign: str) -> set[str]:
+        """The uids of the insights a campaign learned (one column: cheap at any size)."""
+        with self.session() as s:
+            return set(s.scalars(select(m.Insight.uid).where(m.Insight.campaign == campaign)))
+
     def insights(self, technique: str | None = None) -> list[InsightRecord]:
         with self.session() as s:
             query = select(m.Insight).order_by(m.Insight.id)
