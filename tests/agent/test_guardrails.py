@@ -64,3 +64,19 @@ def test_a_step_beyond_the_budget_pauses_and_a_raised_budget_lets_it_finish(tmp_
     assert finished.returncode == 0 and store.campaign("chaos").status == "finished", finished.stdout
     confirmation = [r for r in store.revisions(campaign.id) if r.body.get("step") == "confirmation"]
     assert len(confirmation) == 1 and {e["seed"] for e in confirmation[0].body["experiments"]} >= {100}
+
+    # the finished campaign's proposal, built from its store
+    shown = _rw("status", str(path))
+    assert shown.returncode == 0 and "estimate at approval against actual" in shown.stdout
+    assert "revision" in shown.stdout and "next: rankwright report" in shown.stdout
+    reported = _rw("report", str(path))
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    folder = tmp_path / "c" / ".rankwright" / "reports" / "chaos"
+    markdown = (folder / "report.md").read_text()
+    winner = confirmation[0].body["data"]["winner"]
+    assert "rankwright train proposal.yaml" in markdown and winner in markdown
+    assert "HOLM over the 3 hypotheses judged in validation" in markdown
+    assert markdown.count("data:image") == 0 and (folder / "report.html").read_text().count("data:image/png") >= 2
+    # x3 and y2 help on every seed of this job and x5 hurts: the winner merges the two
+    assert winner == "combo:x3+y2"
+    assert yaml.safe_load((folder / "proposal.yaml").read_text()) == {"x": 3, "y": 2, "train": {"seed": 0, "lr": 0.01}}
