@@ -372,6 +372,9 @@ def main() -> None:
         stores["postgresql"] = lambda w: _pg_database(pg, "rw_" + w.name.replace("-", "_").lower())
     else:
         print("PostgreSQL not available: SQLite only", file=sys.stderr)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     results = []
     for store_name, url_for in stores.items():
         for n in ARGS.sizes:
@@ -379,10 +382,13 @@ def main() -> None:
             results.append(bench_one(store_name, url_for, n, ARGS.keep))
     out = Path(ARGS.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"results": results, "self_rss_mb":
+    finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    out.with_suffix(".json").write_text(json.dumps({"commit": commit, "started": started, "finished": finished,
+                                                    "results": results, "self_rss_mb":
                                                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=2))
-    out.with_suffix(".md").write_text(render(results))
-    print(render(results))
+    text = render(results).replace("\n\n", f"\n\nCommit {commit}; run {started} to {finished}.\n\n", 1)
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 ARGS: argparse.Namespace
