@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.agent.naming import BASELINE, SEED_KNOB, base_name, work_dir
+from rankwright.agent.naming import SEED_KNOB, base_name, work_dir
 from rankwright.agent.ports import DescribedTarget
 from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
@@ -128,5 +128,3 @@ def _with_conflicts(state: CampaignState, target: Target, spec: CampaignSpec) ->
                 pairs.add(frozenset((a, b)))
     return replace(state, conflicts=frozenset(pairs))
 
-
-__all__ = ["BASELINE", "observe", "planned_experiments", "allowed_knobs", "best_validation_run"]

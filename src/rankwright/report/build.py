@@ -38,7 +38,7 @@ def _winner(state: CampaignState) -> str | None:
     return None
 
 
-def _evidence(state: CampaignState, seeds_label: dict[str, int]) -> list[HypothesisEvidence]:
+def _evidence(state: CampaignState) -> list[HypothesisEvidence]:
     out = []
     verdicts = judgements(state)
     promoted, sampled = fidelity_check(state)
@@ -170,7 +170,7 @@ def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
         approved_budget=spec.budget.amount, spent=sum(e.actual_cost or 0.0 for e in experiments.values()),
         found_better=found, headline=headline, baseline_config=dict(target.base_config),
         proposal_config=proposal_config, config_diff=config_diff(target.base_config, proposal_config),
-        metrics=tuple(metrics), hypotheses=tuple(_evidence(state, {})), curves=tuple(curves), spend=tuple(spend),
+        metrics=tuple(metrics), hypotheses=tuple(_evidence(state)), curves=tuple(curves), spend=tuple(spend),
         phase_costs=phase_costs,
         revisions=tuple(Revision(r.number, r.phase, r.reason, len(r.body.get("experiments", ())))
                         for r in state.revisions),
