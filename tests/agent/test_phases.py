@@ -206,3 +206,29 @@ def test_decide_waits_while_runs_are_in_flight_and_is_deterministic():
     assert decide(running).action == "wait"
     state = build({"baseline@low": BASE, "a@low": shifted(-0.02)})
     assert decide(state) == decide(state)
+
+
+def test_the_median_pruner_stops_a_trial_whose_epochs_trail_the_ended_ones():
+    from rankwright.agent.phases.exploitation import should_prune
+
+    state = _exploitation_state()
+    params = {"lr": 0.001, "dropout": 0.1}
+    ended = {f"trial-{i}": {1: 0.90 + 0.001 * i} for i in range(1, 5)}
+    arms = {"baseline@low": BASE, "baseline": BASE, **ended, "trial-5": {1: 0.0}, "trial-6": {1: 0.0}}
+    phases = {"baseline": "combination", **{t: "exploitation" for t in (*ended, "trial-5", "trial-6")}}
+    built = build(arms, phase_of=phases, space=state.space, strategy=state.strategy)
+    runs = dict(built.runs)
+    for running in ("trial-5", "trial-6"):  # still training
+        key = f"{NAME}/{running}/seed1"
+        runs[key] = Run(key, running, 1, ExperimentStatus.RUNNING, None, 1.0, None)
+    curves = {f"{NAME}/{t}/seed1": (0.95, 0.92, v[1]) for t, v in ended.items()}
+    curves[f"{NAME}/trial-5/seed1"] = (0.99, 0.98)  # worse than every ended trial at epoch 2
+    curves[f"{NAME}/trial-6/seed1"] = (0.94, 0.91)  # better than the median
+    planned = tuple({**p, "params": params, "delta": params} if p["name"].startswith("trial-") else p
+                    for p in built.planned)
+    built = replace(built, planned=planned, runs=runs, curves=curves, revisions=state.revisions,
+                    base_values=state.base_values)
+    pruned, why = should_prune(built, "trial-5")
+    assert pruned and "trial-5 pruned after epoch 2" in why
+    assert should_prune(built, "trial-6") == (False, "")
+    assert should_prune(replace(built, strategy=Strategy(trials=6, prune=False)), "trial-5") == (False, "")

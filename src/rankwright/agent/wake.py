@@ -151,12 +151,13 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     # observe 3. prune exploitation trials that the median pruner rejects
     trials = [(e, h) for e, h in running if by_key.get(e.idempotency_key, {}).get("params")]
     status = parse_status(store.campaign(spec.name).status)
+    observed = None  # the store as this wake's collect left it: read once, used by prune, learn, decide
     if trials and status.may_submit and spec.strategy.prune:
         from rankwright.agent.phases.exploitation import should_prune
 
-        state = observe(store, spec, target, root, campaign.id, plan, rank=False)
+        observed = observe(store, spec, target, root, campaign.id, plan, rank=False)
         for e, handle in trials:
-            prune, why = should_prune(state, by_key[e.idempotency_key]["name"])
+            prune, why = should_prune(observed, by_key[e.idempotency_key]["name"])
             if prune:
                 executor.cancel(handle)  # collected as cancelled by the next wake, its compute charged
                 store.append_event(campaign.id, "prune", why)
@@ -164,11 +165,10 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     # observe 4. learn: every finished comparison without an insight (from the store, not from this wake)
     existing = store.key_states(campaign.id)
     all_ended = all(k in existing and existing[k].status.is_terminal for k in by_key)
-    observed = None
     if report.collected or all_ended:
         from rankwright.agent.learning import learn
 
-        observed = observe(store, spec, target, root, campaign.id, plan, rank=False)
+        observed = observed or observe(store, spec, target, root, campaign.id, plan, rank=False)
         learn(store, spec, target, observed)
 
     # observe 5. budget
