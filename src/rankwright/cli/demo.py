@@ -65,8 +65,7 @@ def run_campaign_demo(workdir: Path, console: Console, name: str = "demo") -> in
             report = commands._wake_once(spec_path, detach=False, loaded=loaded)
             for line in report.decisions:
                 console.print(f"[bold]{line}[/]", highlight=False)
-            if report.phase and report.phase != phase:
-                phase = report.phase
+            phase = report.phase or phase or report.state
             campaign = store.campaign(name)
             rows = store.key_states(campaign.id)
             ended = sum(1 for e in rows.values() if e.status.is_terminal)
