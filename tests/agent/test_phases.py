@@ -232,3 +232,29 @@ def test_the_median_pruner_stops_a_trial_whose_epochs_trail_the_ended_ones():
     assert pruned and "trial-5 pruned after epoch 2" in why
     assert should_prune(built, "trial-6") == (False, "")
     assert should_prune(replace(built, strategy=Strategy(trials=6, prune=False)), "trial-5") == (False, "")
+
+
+def test_any_hypothesis_source_feeds_the_next_round():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from rankwright.agent.learning import ResearchAgent
+    from rankwright.agent.observe import with_ranking
+    from rankwright.agent.ports import HypothesisSource
+    from rankwright.agent.spec import CampaignSpec
+
+    class Stub:
+        def rank(self, spec, target, store, root, *, diagnose_key=None):
+            self.diagnosed = diagnose_key
+            idea = SimpleNamespace(name="idea", changes={"idea": 1}, technique=None, source="llm",
+                                   expected_effect=-0.01, p_success=0.6, cost_factor=1.0, reason="a stub's idea")
+            return SimpleNamespace(hypotheses=[idea]), []
+
+    assert isinstance(ResearchAgent(), HypothesisSource) and isinstance(Stub(), HypothesisSource)
+    spec = CampaignSpec(name=NAME, budget={"amount": 10.0}, hypotheses={"top_k": 2})
+    state = build({"baseline@low": BASE, "a@low": shifted(0.004, (0.001, -0.001, 0))})
+    stub = Stub()
+    ranked = with_ranking(state, None, spec, None, Path("."), stub)
+    assert [c.name for c in ranked.candidates] == ["idea"] and stub.diagnosed == f"{NAME}/baseline@low/seed1"
+    step = Validation().next(replace(ranked, allowed_knobs=ranked.allowed_knobs | {"idea"}))
+    assert step.step == "round" and {e["name"] for e in step.experiments} == {"idea@low"}

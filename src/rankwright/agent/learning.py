@@ -194,6 +194,18 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
     return ranking, notes
 
 
+class ResearchAgent:
+    """The built-in hypothesis source: knowledge base, insights, diagnosis and (when asked
+    for and configured) the LLM, through `research`."""
+
+    def __init__(self, use_llm: bool = False) -> None:
+        self.use_llm = use_llm
+
+    def rank(self, spec: CampaignSpec, target: Target, store: Any, root: Path, *,
+             diagnose_key: str | None = None) -> tuple[Ranking, list[str]]:
+        return research(spec, target, store, root, use_llm=self.use_llm, diagnose_key=diagnose_key)
+
+
 def record_ranking(store: Any, campaign_id: int, ranking: Ranking) -> None:
     store.replace_hypotheses(campaign_id, [
         {"name": h.name, "source": h.source, "changes": h.changes, "expected_effect": h.expected_effect,

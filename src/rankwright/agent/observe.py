@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rankwright.agent.naming import SEED_KNOB, base_name, work_dir
-from rankwright.agent.ports import DescribedTarget
+from rankwright.agent.ports import DescribedTarget, HypothesisSource
 from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
 from rankwright.targets import Target
@@ -52,10 +52,11 @@ def allowed_knobs(spec: CampaignSpec, target: Target) -> frozenset[str]:
 
 
 def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path, campaign_id: int,
-            plan: Mapping[str, Any],
-            *, rank: bool = True) -> CampaignState:
+            plan: Mapping[str, Any], *, rank: bool = True, source: HypothesisSource | None = None) -> CampaignState:
     """The campaign as a decision sees it. `rank=False` skips the research step (what the
-    learn step and the pruner need does not include a fresh ranking)."""
+    learn step and the pruner need does not include a fresh ranking); `source` ranks the
+    hypotheses (default: the offline research agent; the LLM is asked only at plan time, so
+    that the same store always decides the same thing)."""
     from rankwright.hypotheses.knowledge import knob_values
 
     revisions = store.revisions(campaign_id)
@@ -79,14 +80,15 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
         first_round=frozenset(f"{spec.name}/{p['name']}/seed{p['seed']}" for p in plan["experiments"]),
     )
     state = _with_conflicts(state, target, spec)
-    return with_ranking(state, store, spec, target, root) if rank else state
+    return with_ranking(state, store, spec, target, root, source) if rank else state
 
 
-def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path) -> CampaignState:
+def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path,
+                 source: HypothesisSource | None = None) -> CampaignState:
     """The state with the ranking re-computed, when a validation round may be chosen from it."""
     if not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
         return state
-    return _with_candidates(state, store, spec, target, root)
+    return _with_candidates(state, store, spec, target, root, source)
 
 
 def best_validation_run(state: CampaignState) -> str | None:
@@ -99,12 +101,14 @@ def best_validation_run(state: CampaignState) -> str | None:
     return None if best is None else f"{state.name}/{best[1]}/seed1"
 
 
-def _with_candidates(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path) -> CampaignState:
+def _with_candidates(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path,
+                     source: HypothesisSource | None) -> CampaignState:
     from dataclasses import replace
 
-    from rankwright.agent.learning import research
+    from rankwright.agent.learning import ResearchAgent
 
-    ranking, _ = research(spec, target, store, root, use_llm=False, diagnose_key=best_validation_run(state))
+    source = source or ResearchAgent(use_llm=False)
+    ranking, _ = source.rank(spec, target, store, root, diagnose_key=best_validation_run(state))
     allowed = spec.strategy.techniques
     candidates = tuple(
         Candidate(h.name, dict(h.changes), h.technique, h.source, h.expected_effect, h.p_success, h.cost_factor,

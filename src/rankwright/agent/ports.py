@@ -1,6 +1,7 @@
-"""What the agent needs from a target, as two small Protocols: any codebase that answers
-these few calls can be driven, and nothing in `agent` asks which concrete target it has
-(the built-in one is one target among others)."""
+"""What the agent needs from the parts it drives, as small Protocols: any codebase that
+answers the two target Protocols can be driven, and any hypothesis source that answers
+`HypothesisSource` can feed the validation rounds; nothing in `agent` asks which concrete
+one it has (the built-in target is one target among others)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,12 @@ class DescribedTarget(Protocol):
     def low_fidelity(self) -> dict[str, Any]: ...
 
     def data_shape(self, embedding_parameters: float | None = None) -> tuple[float, int, float | None]: ...
+
+
+@runtime_checkable
+class HypothesisSource(Protocol):
+    """Ranked hypotheses for a campaign as it stands (best first), and notes on what was
+    used. `diagnose_key` names the run whose diagnosis counts (the best so far)."""
+
+    def rank(self, spec: Any, target: Any, store: Any, root: Path, *,
+             diagnose_key: str | None = None) -> tuple[Any, list[str]]: ...

@@ -54,9 +54,9 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
     store = open_store()
     ranking = None
     if spec.hypotheses.top_k:
-        from rankwright.agent.learning import research
+        from rankwright.agent.learning import ResearchAgent
 
-        ranking, notes = research(spec, target, store, _root(spec), use_llm=spec.hypotheses.use_llm)
+        ranking, notes = ResearchAgent(use_llm=spec.hypotheses.use_llm).rank(spec, target, store, _root(spec))
         for note in notes:
             console.print(f"[dim]{note}[/]", highlight=False)
     experiments = make_plan(spec, target, ranking)
