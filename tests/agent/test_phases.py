@@ -43,7 +43,7 @@ def build(arms, *, phase_of=None, strategy=None, revisions=(), candidates=(), sp
                          *(a.removesuffix("@low") for a in arms), *(space or {}), "lr"})
     return CampaignState(
         name=NAME, strategy=strategy or Strategy(), low=LOW, space=space or {}, allowed_knobs=allowed,
-        plannable=plannable, round_size=2, validation_seeds=2, baseline_seeds=3, max_parallel=2, must_try=(),
+        plannable=plannable, round_size=2, validation_seeds=2, max_parallel=2,
         planned=tuple(planned), revisions=tuple(revisions), runs=runs, candidates=tuple(candidates),
         conflicts=conflicts)
 

@@ -72,9 +72,8 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     state = CampaignState(
         name=spec.name, strategy=spec.strategy, low=low_fidelity(spec, target), space=space,
         allowed_knobs=allowed_knobs(spec, target), plannable=spec.budget.amount * spec.budget.pause_threshold,
-        round_size=spec.hypotheses.top_k, validation_seeds=spec.hypotheses.seeds, baseline_seeds=spec.baseline_seeds,
-        max_parallel=spec.max_parallel, must_try=tuple(Candidate(c.name, dict(c.set), reason=c.reason)
-                                                       for c in spec.changes),
+        round_size=spec.hypotheses.top_k, validation_seeds=spec.hypotheses.seeds,
+        max_parallel=spec.max_parallel,
         planned=tuple(planned), revisions=tuple(revisions), runs=runs, curves=curves,
         base_values=knob_values(target.base_config, set(space)),
         first_round=frozenset(f"{spec.name}/{p['name']}/seed{p['seed']}" for p in plan["experiments"]),

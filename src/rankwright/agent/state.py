@@ -64,9 +64,7 @@ class CampaignState:
     plannable: float  # budget the agent may commit alone: approved x pause threshold
     round_size: int
     validation_seeds: int
-    baseline_seeds: int
     max_parallel: int
-    must_try: tuple[Candidate, ...]
     planned: tuple[Mapping[str, Any], ...]  # the approved plan's experiments, then each revision's
     revisions: tuple[RevisionRecord, ...]
     runs: Mapping[str, Run]
@@ -99,9 +97,6 @@ class CampaignState:
         for p in self.planned:
             out.setdefault(p["name"], []).append(p)
         return out
-
-    def entries(self, arm: str) -> list[Mapping[str, Any]]:
-        return list(self._by_arm.get(arm, ()))
 
     def arms(self, phase: str | None = None) -> list[str]:
         """Arms in the order they were first planned."""
