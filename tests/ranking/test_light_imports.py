@@ -32,6 +32,16 @@ LIGHT = {
         "from rankwright.ranking.data import DataConfig, DataError\n"
         "from rankwright.ranking.train.config import TrainConfig"
     ),
+    "a campaign's data shape, on file data and on the synthetic log": (
+        "import pathlib, tempfile\n"
+        "from rankwright.targets import builtin_target\n"
+        "folder = pathlib.Path(tempfile.mkdtemp())\n"
+        "(folder / 'train.csv').write_text('label,a,b\\n' + '1,x,y\\n0,z,y\\n' * 50)\n"
+        "data = {'source': 'csv', 'train': str(folder / 'train.csv'),\n"
+        "        'schema': {'label': 'label', 'categorical': ['a', 'b']}}\n"
+        "assert builtin_target('dnn', {'data': data}).data_shape(1000.0)[:2] == (80.0, 2)\n"
+        "assert builtin_target('dcnv2').data_shape()[1] > 0\n"
+    ),
 }
 
 

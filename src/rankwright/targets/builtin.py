@@ -231,7 +231,7 @@ def train_rows(data: Any, base_dir: Path) -> int:
     """
     if data.source == "synthetic":
         return _train_share(data.synthetic.rows, data)
-    from rankwright.ranking.data.loading import resolve_files
+    from rankwright.ranking.data.files import resolve_files
 
     files = resolve_files(data, base_dir)  # DataError naming a missing file
     return _train_share(file_rows(data.source, files["train"]), data)
@@ -283,7 +283,7 @@ def field_names(data: Any, base_dir: Path) -> tuple[tuple[str, ...], tuple[str, 
         elif data.source == "criteo":
             schema = criteo_schema()
         elif data.source == "libsvm":
-            from rankwright.ranking.data.loading import resolve_files
+            from rankwright.ranking.data.files import resolve_files
 
             train = resolve_files(data, base_dir)["train"]
             return _file_fact(train, "libsvm_fields", _libsvm_fields), ()

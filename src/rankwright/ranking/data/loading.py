@@ -15,12 +15,12 @@ import pandas as pd
 from rankwright.ranking.data import cache
 from rankwright.ranking.data.config import DataConfig, SchemaConfig, SplitConfig
 from rankwright.ranking.data.errors import DataError
+from rankwright.ranking.data.files import resolve_files
 from rankwright.ranking.data.processing import FeatureProcessor
 from rankwright.ranking.data.sources import read_source
 from rankwright.ranking.data.synthetic import PROBABILITY, generate_frame, synthetic_schema
 from rankwright.ranking.data.types import ProcessedData
 
-_ROLES = ("train", "valid", "test")
 
 
 def load_data(
@@ -44,22 +44,6 @@ def load_data(
     if cache_dir is not None:
         cache.save(Path(cache_dir), data)
     return data
-
-
-def resolve_files(config: DataConfig, base_dir: Path) -> dict[str, Path]:
-    """Role -> existing file path for every file the config names."""
-    files: dict[str, Path] = {}
-    for role in _ROLES:
-        name = getattr(config, role)
-        if not name:
-            continue
-        path = Path(name).expanduser()
-        if not path.is_absolute():
-            path = base_dir / path
-        if not path.is_file():
-            raise DataError(f"data.{role}: file not found: {path}")
-        files[role] = path
-    return files
 
 
 def split_rows(
