@@ -9,7 +9,7 @@ import json
 import statistics
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
@@ -62,7 +62,7 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
     loses nothing. An insight is named by campaign, arm and seed count: one measured
     again with more seeds (a borderline hypothesis) is a new insight, and the ranking
     keeps the one with the most seeds. Returns the techniques learned now."""
-    from rankwright.agent.naming import BASELINE, is_low
+    from rankwright.agent.naming import BASELINE, fidelity_share, is_low
 
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
     fresh: list[Insight] = []
@@ -86,7 +86,7 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
             rows = [state.runs[f"{spec.name}/{base_arm}/seed{s}"] for s in sorted(base)]
             emb = _embedding_parameters(store, state, base_arm)
             contexts[low] = campaign_context(spec, target, [abs(sign * r.objective) for r in rows], emb,
-                                             fidelity=_fidelity(state.low) if low else 1.0)
+                                             fidelity=fidelity_share(dict(state.low)) if low else 1.0)
         cost = _mean_cost(state, arm) / max(_mean_cost(state, base_arm), 1e-9)
         insight = comparison_insight(technique, first["delta"], contexts[low], values, base, cost, spec.name)
         fresh.append(replace(insight, uid=uid))
@@ -108,11 +108,6 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
 
     new = set(store.add_insights([i.to_json() for i in fresh], explain=explain))
     return [i.technique for i in fresh if i.uid in new]
-
-
-def _fidelity(low: Mapping[str, Any]) -> float:
-    share = low.get("data.train_fraction", 1.0)
-    return float(share) if isinstance(share, (int, float)) else 1.0
 
 
 def _mean_cost(state: Any, arm: str) -> float:

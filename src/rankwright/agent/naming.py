@@ -39,6 +39,12 @@ def is_low(arm: str) -> bool:
     return arm.endswith(LOW)
 
 
+def fidelity_share(changes: dict) -> float:
+    """The share of the training rows a run with these knob changes uses (1 unless it says)."""
+    share = changes.get("data.train_fraction", 1.0)
+    return float(share) if isinstance(share, (int, float)) else 1.0
+
+
 def work_dir(root: Path, key: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", key)[:80]
     return (root / "experiments" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}").resolve()

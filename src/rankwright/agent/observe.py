@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.agent.naming import SEED_KNOB, base_name, work_dir
+from rankwright.agent.naming import SEED_KNOB, base_name, split_key, work_dir
 from rankwright.agent.ports import DescribedTarget, HypothesisSource
 from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
@@ -21,12 +21,10 @@ def planned_experiments(plan: Mapping[str, Any], revisions: list[Any]) -> list[d
     return [*plan["experiments"], *(e for r in revisions for e in r.body.get("experiments", ()))]
 
 
-def _runs(store: Any, campaign_id: int, sign: float) -> dict[str, Run]:
-    from rankwright.agent.naming import split_key
-
+def _runs(store: Any, campaign: str, campaign_id: int, sign: float) -> dict[str, Run]:
     out = {}
     for e in store.experiments(campaign_id):
-        arm_seed = split_key(e.idempotency_key.split("/", 1)[0], e.idempotency_key)
+        arm_seed = split_key(campaign, e.idempotency_key)
         if arm_seed is None:
             continue
         objective = None if not e.metrics else sign * float(e.metrics["objective"])
@@ -62,7 +60,7 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     revisions = store.revisions(campaign_id)
     planned = planned_experiments(plan, revisions)
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
-    runs = _runs(store, campaign_id, sign)
+    runs = _runs(store, spec.name, campaign_id, sign)
     space = search_space(spec, target)
     curves = {}
     for p in planned:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
-from rankwright.agent.naming import SEED_KNOB, experiment_key, work_dir
+from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
 from rankwright.agent.spec import CampaignSpec
 from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus
@@ -234,7 +234,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             current = replace(current, reserved=current.reserved + entry["predicted_hours"])
         row = known or store.record_intent(campaign.id, key, render(key)[1], phase=entry["phase"],
                                            seed=entry["seed"], reserved_cost=entry["predicted_hours"],
-                                           fidelity=_fidelity_share(entry))
+                                           fidelity=fidelity_share(entry["changes"]))
         _crash_point("after_intent")
         handle = send(key)
         if handle is None:
@@ -246,11 +246,6 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     report.state = "running"
     report.phase = report.phase or (revisions[-1].phase if revisions else "validation")
     return report
-
-
-def _fidelity_share(entry: dict) -> float:
-    share = entry["changes"].get("data.train_fraction", 1.0)
-    return float(share) if isinstance(share, (int, float)) else 1.0
 
 
 def wake_command(spec_path: Path) -> tuple[str, ...]:
