@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -107,6 +108,47 @@ def demo(
     except user_errors as exc:
         fail(str(exc))
     raise typer.Exit(code=code)
+
+
+@app.command()
+def bench(
+    tasks: str = typer.Option("pairwise,numeric,wide,frappe", help="comma-separated tasks"),
+    budgets: str = typer.Option("small,large", help="comma-separated budgets: small (16 runs), large (64)"),
+    seeds: str = typer.Option("primary", help="seed set: primary, or held-out (run once, at the end)"),
+    methods: str = typer.Option("rankwright,tpe,tpe-few,random", help="comma-separated methods"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="work folder of an earlier run to continue "
+                                          "(its measured runs are reused)"),
+    out: Optional[Path] = typer.Option(None, help="results path without suffix "
+                                       "(default benchmarks/results/headtohead in a checkout)"),
+) -> None:
+    """Rankwright against Optuna TPE and random search at equal measured compute, on the
+    synthetic structures and Frappe; writes headtohead.{md,json,png}."""
+    from rankwright.bench import headtohead
+    from rankwright.bench import tasks as T
+
+    chosen = {"tasks": tuple(t.strip() for t in tasks.split(",") if t.strip()),
+              "budgets": tuple(b.strip() for b in budgets.split(",") if b.strip()),
+              "methods": tuple(m.strip() for m in methods.split(",") if m.strip())}
+    for what, known in (("tasks", tuple(T.TASKS)), ("budgets", tuple(T.UNITS)), ("methods", T.METHODS)):
+        unknown = [x for x in chosen[what] if x not in known]
+        if unknown or not chosen[what]:
+            fail(f"--{what}: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+    if seeds not in T.SEED_SETS:
+        fail(f"--seeds: unknown seed set {seeds!r}; known: {', '.join(T.SEED_SETS)}")
+    if resume is not None and not resume.is_dir():
+        fail(f"--resume {resume}: no such folder (give the work folder an earlier `rankwright bench` printed)")
+    root = Path(__file__).resolve().parents[3]
+    results = root / "benchmarks" / "results"
+    out = out or ((results if results.is_dir() else Path("rankwright-bench")) / "headtohead")
+    work = resume or ((root / "benchmarks" / "work" if results.is_dir() else Path("rankwright-bench"))
+                      / "headtohead" / time.strftime("%Y%m%d-%H%M%S"))
+    console.print(f"work folder: {work} (continue a stopped run with --resume {work})")
+    part = headtohead.run(chosen["tasks"], chosen["budgets"], seeds, work.resolve(), out, root,
+                          say=lambda line: console.print(line, highlight=False), methods=chosen["methods"])
+    for line in part["goals"]:
+        console.print(f"goal: {line}", highlight=False)
+    console.print(f"wrote {out.with_suffix('.md')}, .json and .png ({part['wall_s'] / 60:.0f} min); "
+                  f"run --seeds held-out once, at the end, for the held-out figures")
 
 
 @app.command()

@@ -1,0 +1,129 @@
+"""Rankwright's side of a contest: a whole campaign, planned, approved and run by the same
+commands a user types, in its own folder with its own store (cold: no insights carried
+over, no LLM). What it proposes is read back from its store as the report reads it.
+
+Resumable: a campaign folder that finished is reused as it is; one that was stopped
+mid-way is continued by `rankwright run` (its runs that had ended are reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+PAUSED = "waiting for `rankwright resume`"
+
+
+@contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _rw(args: list[str], folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RANKWRIGHT_WAKE_ON_EXIT": "0"}  # the staying-up `run` wakes it
+    done = subprocess.run([sys.executable, "-m", "rankwright", *args], cwd=folder, capture_output=True, text=True,
+                          env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"rankwright {' '.join(args)} failed in {folder}:\n{done.stdout[-2000:]}\n"
+                           f"{done.stderr[-2000:]}")
+    return done
+
+
+def run_campaign(spec: dict[str, Any], folder: Path, progress=None) -> dict[str, Any]:
+    """Plan, approve and run one campaign to its end (or reuse it); returns what it
+    proposes, its spend and how many of its runs were reused from an earlier invocation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "campaign.yaml"
+    done_file = folder / "finished.json"
+    if done_file.exists():
+        ran = json.loads(done_file.read_text())
+        reused_all = True
+    else:
+        reused_all = False
+        before = _ended_runs(folder, spec["name"]) if path.exists() else 0
+        started = time.time()
+        if not path.exists() or not (folder / ".rankwright").exists():
+            path.write_text(yaml.safe_dump(spec, sort_keys=False))
+            _rw(["plan", str(path)], folder)
+            _rw(["approve", str(path), "--yes", "--by", "rankwright bench"], folder)
+        paused = _run_to_end(path, folder, progress)
+        ran = {"wall_seconds": time.time() - started, "paused": paused, "reused_runs": before,
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        done_file.write_text(json.dumps(ran))
+    out = read_outcome(path, folder)
+    out.update(wall_s=ran["wall_seconds"], paused=ran["paused"],
+               reused=out["runs"] if reused_all else ran["reused_runs"])
+    return out
+
+
+def _run_to_end(path: Path, folder: Path, progress) -> str | None:
+    """`rankwright run` until the campaign ends. A pause (budget spent, or a step that
+    would leave the approved strategy) ends the contest: the campaign is stopped there and
+    judged on what it had; the reason is kept."""
+    env = {**os.environ, "RANKWRIGHT_WAKE_ON_EXIT": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "rankwright", "run", str(path), "--interval", "5"], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    paused = None
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip()
+        if progress and (line.startswith("campaign") or line.startswith("[") or "->" in line):
+            progress(line[:160])
+        if PAUSED in line:
+            paused = line.split(": waiting for")[0]
+            _rw(["stop", str(path)], folder)
+    process.wait()
+    if process.returncode not in (0, None) and paused is None:
+        raise RuntimeError(f"rankwright run failed in {folder} (exit {process.returncode})")
+    return paused
+
+
+def _ended_runs(folder: Path, name: str) -> int:
+    with _inside(folder):
+        from rankwright.store import open_store
+
+        store = open_store()
+        campaign = store.campaign(name)
+        if campaign is None:
+            return 0
+        return sum(1 for e in store.experiments(campaign.id) if e.status.is_terminal)
+
+
+def read_outcome(path: Path, folder: Path) -> dict[str, Any]:
+    """What the campaign proposes and at what cost, from its store."""
+    with _inside(folder):
+        from rankwright.agent.spec import load_campaign
+        from rankwright.report.build import build_proposal
+        from rankwright.store import open_store
+
+        spec, target = load_campaign(path)
+        store = open_store()
+        proposal = build_proposal(store, spec, target, (folder / ".rankwright").resolve())
+        experiments = store.experiments(store.campaign(spec.name).id)
+    metrics = {m.metric: m for m in proposal.metrics}
+    ne, auc = metrics.get("ne"), metrics.get("auc")
+    shipped = proposal.found_better and ne is not None
+    return {
+        "method": "rankwright", "shipped_baseline": not shipped,
+        "test_ne": ne.proposal if shipped else None, "test_auc": auc.proposal if shipped and auc else None,
+        "own_baseline_ne": ne.baseline if ne else None, "seeds": ne.seeds if ne else 0,
+        "headline": proposal.headline, "changes": {str(k): v for k, _, v in proposal.config_diff},
+        "spent_s": proposal.spent * 3600.0, "runs": len(experiments),
+        "best_valid": min(((e.metrics or {}).get("objective") for e in experiments
+                           if (e.metrics or {}).get("objective") is not None), default=None),
+        "all_test_ne": [t for e in experiments if (t := ((e.metrics or {}).get("metrics") or {})
+                                                    .get("test", {}).get("ne")) is not None],
+    }

@@ -1,0 +1,169 @@
+"""What the head-to-head measures, fixed in code before the first full run.
+
+Tasks, baselines, budgets, seeds and every method's settings live here and nowhere else,
+so a results file can name the commit that last changed them (``settings_commit``) and a
+reader can check that nothing was tuned between the first full run and the held-out one.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GENERATOR_SEED = 2026  # the synthetic tasks' tables and rows
+SYNTHETIC_ROWS = 60_000  # 48k train, 6k validation, 6k test
+FRAPPE_FIELDS = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+UNITS = {"small": 16, "large": 64}  # budget in baseline-run equivalents of measured compute
+SEED_SETS = {  # method seeds: the first set for development, the second run once at the end
+    "primary": {"small": (1, 2, 3), "large": (1, 2)},
+    "held-out": {"small": (101, 102, 103), "large": (101, 102)},
+}
+REFERENCE_SEEDS = (1, 2, 3, 4, 5)  # training seeds of the benchmark's own baseline measurement
+MAX_PARALLEL = 2  # runs side by side, for every method
+METHODS = ("rankwright", "tpe", "tpe-few", "random")
+TPE_FEW_STARTUP = 3  # "TPE with few start-up trials" (Optuna's default is 10)
+PRUNER = {"n_startup_trials": 3, "n_warmup_steps": 1}  # Optuna MedianPruner, as Rankwright's exploitation uses
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # "synthetic" (Bayes limit known) or "frappe"
+    data: dict[str, Any]
+    model: dict[str, Any]
+    batch_size: int
+
+    def config(self, baseline: str) -> dict[str, Any]:
+        """The run config of the weak or strong baseline: the same recipe, trained briefly
+        (one epoch) or to convergence (early stopping on validation NE, plateau decay)."""
+        train = {"batch_size": self.batch_size, "learning_rate": 1e-3, "monitor": "ne"}
+        if baseline == "weak":
+            train.update(epochs=1)
+        elif baseline == "strong":
+            train.update(epochs=20, early_stopping_patience=2, schedule="plateau")
+        else:
+            raise ValueError(f"unknown baseline {baseline!r}; known: weak, strong")
+        return copy.deepcopy({"data": self.data, "model": self.model, "train": train})
+
+    def available(self) -> str | None:
+        """None when the task can run here, else why not."""
+        if self.kind == "frappe":
+            for key in ("train", "test"):
+                if not Path(self.data[key]).exists():
+                    return f"shared data absent: {self.data[key]}"
+        return None
+
+
+def _synthetic(structure: str) -> Task:
+    return Task(structure, "synthetic",
+                {"source": "synthetic", "synthetic": {"rows": SYNTHETIC_ROWS, "structure": structure,
+                                                      "seed": GENERATOR_SEED}},
+                {"hidden_units": [256, 128], "embedding_dim": 16}, 512)
+
+
+TASKS: dict[str, Task] = {
+    **{s: _synthetic(s) for s in ("pairwise", "numeric", "wide")},
+    # the split of ../shared/BENCHMARKS.md: frappe_x1_valid.csv permuted by RandomState(2024),
+    # 90% train and 10% validation (the data config's own split with seed 2024); test file as is
+    "frappe": Task("frappe", "frappe",
+                   {"source": "csv", "train": str(SHARED_DATA / "frappe" / "frappe_x1_valid.csv"),
+                    "test": str(SHARED_DATA / "frappe" / "frappe_x1_test.csv"),
+                    "schema": {"label": "label", "categorical": list(FRAPPE_FIELDS)},
+                    "split": {"valid_fraction": 0.1, "test_fraction": 0.0, "seed": 2024}},
+                   {"hidden_units": [256, 128], "embedding_dim": 10}, 1024),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One contest: a task, a baseline and a budget, run by every method on every seed."""
+
+    task: str
+    baseline: str
+    budget: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.baseline}-{self.budget}"
+
+    @property
+    def units(self) -> int:
+        return UNITS[self.budget]
+
+
+def cells(tasks: tuple[str, ...], budgets: tuple[str, ...]) -> list[Cell]:
+    """Small budget: every task, both baselines. Large: one synthetic task and Frappe, strong."""
+    out = []
+    for budget in budgets:
+        for task in tasks:
+            if budget == "large" and task not in ("pairwise", "frappe"):
+                continue
+            for baseline in ("weak", "strong") if budget == "small" else ("strong",):
+                out.append(Cell(task, baseline, budget))
+    return out
+
+
+def campaign_spec(cell: Cell, seed: int, budget_cpu_hours: float) -> dict[str, Any]:
+    """Rankwright's side: a cold campaign (its own empty store, no LLM) with the product's
+    default strategy; only the budget, the trial cap (left to the budget) and, at the small
+    budget, the number of confirmation seeds are set."""
+    return {
+        "name": f"h2h-{cell.name}-s{seed}",
+        "target": "builtin",
+        "model": "dnn",
+        "base_config": TASKS[cell.task].config(cell.baseline),
+        "objective": {"metric": "valid.ne", "direction": "minimize"},
+        "budget": {"amount": budget_cpu_hours, "unit": "cpu_hours", "pause_threshold": 1.0},
+        "max_parallel": MAX_PARALLEL,
+        "baseline_seeds": 3,
+        "hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False},
+        # a 5-seed confirmation would take 10 of 16 baseline runs: at the small budget the
+        # strategy's minimum of 3 seeds, as an engineer approving so little would choose
+        "strategy": {"trials": 10_000, "confirmation_seeds": 3 if cell.units < 32 else 5},
+    }
+
+
+def peer_space(task: Task, baseline: str) -> dict[str, dict[str, Any]]:
+    """The knobs a peer searches: every knob that Rankwright can change on this model (the
+    knowledge base's DNN techniques and its exploitation space), with search ranges around
+    the baseline on log scales where a knob spans decades; not the knobs' validity bounds.
+
+    Each entry is {"float"|"int": (low, high, log)} or {"choice": [...]}. The baseline's
+    own values are enqueued as every peer's first trial, as Rankwright starts from it; an
+    L2 or weight decay of 0 is the low end of its log range (``zero_at_low``: the low end
+    means off, the baseline's own 0).
+    """
+    config = task.config(baseline)
+    lr, batch, dim = config["train"]["learning_rate"], task.batch_size, task.model["embedding_dim"]
+    width, depth = task.model["hidden_units"][0], len(task.model["hidden_units"])
+    epochs = config["train"]["epochs"]
+    shapes = {}
+    for w in (width // 2, width, width * 2):
+        for d in (depth, depth + 1):
+            units = [max(8, w // (2 ** i)) for i in range(d)]
+            shapes["-".join(map(str, units))] = units
+    return {
+        "train.learning_rate": {"float": (lr / 10, lr * 10, True)},
+        "train.batch_size": {"choice": [batch // 4, batch // 2, batch, batch * 2, batch * 4]},
+        "train.optimizer": {"choice": ["adam", "adamw", "adagrad"]},
+        "train.weight_decay": {"float": (1e-7, 1e-1, True), "zero_at_low": True},
+        "train.schedule": {"choice": ["plateau", "constant", "cosine", "linear"]},
+        "train.warmup_steps": {"choice": [0, 500]},
+        "train.grad_clip_norm": {"choice": [1.0, 10.0]},
+        "train.epochs": {"int": (1, max(10, epochs), False)},
+        "train.early_stopping_patience": {"int": (1, 3, False)},
+        "train.mixed_precision": {"choice": ["auto", "bf16"]},
+        "model.embedding_dim": {"int": (max(2, dim // 2), dim * 2, True)},
+        "model.hidden_units": {"choice": sorted(shapes), "decode": shapes},
+        "model.dropout": {"float": (0.0, 0.5, False)},
+        "model.activation": {"choice": ["relu", "gelu"]},
+        "model.batch_norm": {"choice": [False, True]},
+        "model.embedding_l2": {"float": (1e-8, 1e-2, True), "zero_at_low": True},
+        "model.net_l2": {"float": (1e-8, 1e-3, True), "zero_at_low": True},
+        "model.embedding_init_std": {"float": (1e-5, 1e-2, True)},
+        "data.processing.min_count": {"int": (1, 10, True)},
+    }
