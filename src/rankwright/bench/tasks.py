@@ -8,6 +8,7 @@ reader can check that nothing was tuned between the first full run and the held-
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 GENERATOR_SEED = 2026  # the synthetic tasks' tables and rows
 SYNTHETIC_ROWS = 60_000  # 48k train, 6k validation, 6k test
 FRAPPE_FIELDS = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+# the project's shared data sits beside the checkout; RANKWRIGHT_SHARED_DATA points elsewhere
+SHARED_DATA = Path(os.environ.get("RANKWRIGHT_SHARED_DATA") or Path(__file__).resolve().parents[3].parent / "shared"
+                   / "data")
 
 UNITS = {"small": 16, "large": 64}  # budget in baseline-run equivalents of measured compute
 SEED_SETS = {  # method seeds: the first set for development, the second run once at the end
