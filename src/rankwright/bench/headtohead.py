@@ -178,7 +178,7 @@ def goals(summary: dict[str, Any]) -> list[str]:
         strong = [r for r in small if r["baseline"] == "strong"]
         if strong:
             bits = [f"{r['gain_ours']:+.2%} vs {r['gain_peer']:+.2%}" for r in strong]
-            ok = all(r["gain_ours"] > 0 and (r["gain_peer"] <= 0 or r["gain_ours"] >= 2 * r["gain_peer"])
+            ok = all(r["gain_ours"] > 0 and (r["gain_peer"] <= 0 or r["gain_ours"] >= 2 * r["gain_peer"] - 1e-12)
                      for r in strong)
             out.append(f"strong baselines, improvement at least 2x TPE's: {'met' if ok else 'missed'} "
                        f"({'; '.join(bits)})")
@@ -212,7 +212,10 @@ def render(document: dict[str, Any]) -> str:
         lines += [f"## Seeds: {name} ({', '.join(map(str, part['seeds']))})", "",
                   f"Settings fixed at commit {part['settings_commit']}; ran at commit {part['commit']}, "
                   f"{part['started']} to {part['finished']}; {part['wall_s'] / 60:.0f} min wall on "
-                  f"{part['cpus']} cores.", ""]
+                  f"{part['cpus']} cores."
+                  + ("" if part.get("complete", True) else
+                     f" **Partial: {part['done']} of {part['of']} method runs so far** (the run goes on with "
+                     f"`rankwright bench --resume DIR`)."), ""]
         lines += ["| cell / method | NE gain % (95% CI) | AUC | gap | used | wall | reused |",
                   "|---|---|---|---|---|---|---|"]
         last = None
@@ -289,6 +292,19 @@ def plot(document: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def write(part: dict[str, Any], seed_set: str, refs: dict[str, Reference], out: Path) -> None:
+    """Summarise `part` and write it into the results files beside the other seed set."""
+    part["summary"] = aggregate(part["outcomes"], refs)
+    part["goals"] = goals(part["summary"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path = out.with_suffix(".json")
+    document = json.loads(json_path.read_text()) if json_path.exists() else {"sets": {}}
+    document.setdefault("sets", {})[seed_set] = part
+    json_path.write_text(json.dumps(document, indent=1) + "\n")
+    out.with_suffix(".md").write_text(render(document))
+    plot(document, out.with_suffix(".png"))
+
+
 def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: Path, out: Path, root: Path,
         say: Say, methods: tuple[str, ...] = T.METHODS) -> dict[str, Any]:
     """Run (or resume) every cell on one seed set, then write the results files."""
@@ -309,8 +325,9 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
     for key in dict.fromkeys(f"{c.task}-{c.baseline}" for c in todo):
         task, baseline = key.split("-")
         refs[key] = reference(task, baseline, work, say)
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
+    part: dict[str, Any] = {}
     for cell in todo:
         for seed in T.SEED_SETS[seed_set][cell.budget]:
             for method in methods:
@@ -321,18 +338,13 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                     f"{' (ships the baseline)' if o['shipped_baseline'] else ''}, used "
                     f"{o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
                     f"({o['reused']} reused), {time.time() - begun:.0f} s")
-    summary = aggregate(outcomes, refs)
-    part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": _commit(root),
-            "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "wall_s": time.time() - t0,
-            "cpus": os.cpu_count(), "work": str(work), "skipped": skipped,
-            "references": {k: r.__dict__ for k, r in refs.items()}, "outcomes": outcomes, "summary": summary}
-    part["goals"] = goals(summary)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    json_path = out.with_suffix(".json")
-    document = json.loads(json_path.read_text()) if json_path.exists() else {"sets": {}}
-    document.setdefault("sets", {})[seed_set] = part
-    json_path.write_text(json.dumps(document, indent=1) + "\n")
-    out.with_suffix(".md").write_text(render(document))
-    plot(document, out.with_suffix(".png"))
+                # written after every method, so a run stopped mid-way still leaves its figures
+                part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": _commit(root),
+                        "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
+                        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                        "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
+                        "complete": len(outcomes) == total, "done": len(outcomes), "of": total,
+                        "skipped": skipped, "references": {k: r.__dict__ for k, r in refs.items()},
+                        "outcomes": outcomes}
+                write(part, seed_set, refs, out)
     return part

@@ -1,0 +1,131 @@
+"""The head-to-head harness: the peers' space, a peer's budget and resume, the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rankwright.bench import headtohead as H
+from rankwright.bench import peers as P
+from rankwright.bench import tasks as T
+from rankwright.cli.main import app
+from rankwright.targets.builtin import builtin_target
+
+TINY = T.Task("tiny", "synthetic", {"source": "synthetic", "synthetic": {"rows": 10_000, "seed": 3}},
+              {"hidden_units": [16, 8], "embedding_dim": 4}, 512)
+
+
+@pytest.mark.parametrize("task", sorted(T.TASKS))
+@pytest.mark.parametrize("baseline", ["weak", "strong"])
+def test_the_peers_first_trial_is_the_baseline_itself(task: str, baseline: str) -> None:
+    target = builtin_target("dnn", T.TASKS[task].config(baseline))
+    space = T.peer_space(T.TASKS[task], baseline)
+    changes = P.changes_of(P.baseline_params(space, target), space)
+    assert target.config_with(changes) == target.base_config
+    dists = P.distributions(space)
+    for knob, value in P.baseline_params(space, target).items():
+        assert dists[knob]._contains(dists[knob].to_internal_repr(value)), knob
+
+
+def test_every_peer_knob_is_one_rankwright_can_change_and_ranges_are_not_validity_bounds() -> None:
+    from rankwright.hypotheses.knowledge import load_knowledge_base
+
+    target = builtin_target("dnn", T.TASKS["numeric"].config("strong"))
+    techniques = load_knowledge_base().techniques
+    touched = {c.knob for t in techniques if {"dnn", "any"} & set(t.applies_to) for c in t.changes}
+    space = T.peer_space(T.TASKS["numeric"], "strong")
+    assert set(space) <= touched | {"model.embedding_dim", "model.dropout", "model.embedding_l2"}
+    lr = space["train.learning_rate"]["float"]
+    assert lr[2] and lr[0] > target.knob("train.learning_rate").low  # a log range around the baseline
+    assert lr[1] < target.knob("train.learning_rate").high
+
+
+def test_a_peer_stays_in_budget_and_resumes_without_running_anything_twice(tmp_path: Path) -> None:
+    target = builtin_target("dnn", TINY.config("weak"))
+    space = T.peer_space(TINY, "weak")
+    space = {k: space[k] for k in ("train.learning_rate", "model.dropout", "train.batch_size")}
+    from rankwright.bench.runs import Runner
+
+    unit = Runner(target, tmp_path / "ref", 2).run_all({"ref/seed1": {"train.seed": 1}})["ref/seed1"].cpu_seconds
+    budget = 4 * unit
+    first = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
+    assert first["trials"][0]["number"] == 0 and first["trials"][0]["params"] == P.baseline_params(space, target)
+    assert 2 <= first["runs"] <= 6
+    assert first["spent_s"] <= budget * 1.35  # the last trial's cost is only known once it ran
+    assert first["reused"] == 0
+    again = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
+    assert again["reused"] == again["runs"] >= first["runs"]
+    assert [t["params"] for t in again["trials"][:first["runs"]]] == [t["params"] for t in first["trials"]]
+    runs = list((tmp_path / "study" / "runs").glob("*/exit.json"))
+    assert len(runs) == again["runs"]
+
+
+def _outcome(method: str, seed: int, ne: float, auc: float, cell: str = "pairwise-strong-small") -> dict:
+    task, baseline, budget = cell.split("-")
+    return {"cell": cell, "task": task, "baseline": baseline, "budget": budget, "method": method, "seed": seed,
+            "test_ne": ne, "test_auc": auc, "spent_s": 15.0, "unit_s": 1.0, "budget_s": 16.0, "wall_s": 60.0,
+            "runs": 10, "reused": 0, "shipped_baseline": False, "all_test_ne": [ne]}
+
+
+def test_the_summary_gives_gains_gaps_ratios_and_goals() -> None:
+    refs = {"pairwise-strong": H.Reference(unit_s=1.0, test_ne=1.0, test_auc=0.7, bayes_ne=0.8, runs=5, reused=0)}
+    outcomes = []
+    for seed in (1, 2, 3):
+        outcomes += [_outcome("rankwright", seed, 0.90 + 0.01 * seed, 0.75), _outcome("tpe", seed, 0.96, 0.72),
+                     _outcome("tpe-few", seed, 0.95, 0.72), _outcome("random", seed, 1.01, 0.69)]
+    s = H.aggregate(outcomes, refs)
+    ours = next(r for r in s["rows"] if r["method"] == "rankwright")
+    assert ours["gain_ne"]["mean"] == pytest.approx(0.08)
+    assert ours["gain_ne"]["low"] < 0.08 < ours["gain_ne"]["high"]
+    assert ours["gap"]["mean"] == pytest.approx(0.12)
+    vs_tpe = next(r for r in s["ratios"] if r["peer"] == "tpe")
+    assert vs_tpe["gain_ratio"] == pytest.approx(0.08 / 0.04)
+    assert vs_tpe["gap_ratio"] == pytest.approx(0.12 / 0.16)
+    vs_random = next(r for r in s["ratios"] if r["peer"] == "random")
+    assert vs_random["gain_ratio"] is None  # random made it worse: no ratio of a non-positive gain
+    assert s["geomean"]["tpe/small"]["gain_ratio"]["value"] == pytest.approx(2.0)
+    said = H.goals(s)
+    assert any("at most half of TPE's: missed" in g for g in said)  # 0.75 > 0.5
+    assert any("at least 2x TPE's: met" in g for g in said)
+
+
+def test_the_results_read_at_80_columns(tmp_path: Path) -> None:
+    refs = {"wide-weak": H.Reference(1.0, 0.9, 0.7, 0.8, 5, 0)}
+    outcomes = [_outcome(m, s, 0.88 - 0.001 * s, 0.71, "wide-weak-small") for m in T.METHODS for s in (1, 2, 3)]
+    summary = H.aggregate(outcomes, refs)
+    part = {"seeds": [1, 2, 3], "settings_commit": "abc1234", "commit": "def5678", "started": "2026-12-01 10:00:00 UTC",
+            "finished": "2026-12-01 11:00:00 UTC", "wall_s": 3600, "cpus": 2, "summary": summary,
+            "goals": H.goals(summary)}
+    text = H.render({"sets": {"primary": part}})
+    tables = [line for line in text.splitlines() if line.startswith("|")]
+    assert tables and max(len(line) for line in tables) <= 80
+    H.plot({"sets": {"primary": part}}, tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--tasks", "nope"], "--tasks: unknown nope"),
+    (["--budgets", "huge"], "--budgets: unknown huge"),
+    (["--seeds", "lucky"], "--seeds: unknown seed set"),
+    (["--resume", "/no/such/folder"], "no such folder"),
+])
+def test_bad_bench_options_exit_2_naming_the_problem(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 2
+    assert says in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_the_settings_are_fixed_in_one_place() -> None:
+    assert T.SEED_SETS["primary"]["small"] and not set(T.SEED_SETS["primary"]["small"]) \
+        & set(T.SEED_SETS["held-out"]["small"])
+    assert [c.name for c in T.cells(tuple(T.TASKS), ("small", "large"))] == [
+        "pairwise-weak-small", "pairwise-strong-small", "numeric-weak-small", "numeric-strong-small",
+        "wide-weak-small", "wide-strong-small", "frappe-weak-small", "frappe-strong-small",
+        "pairwise-strong-large", "frappe-strong-large"]
+    spec = T.campaign_spec(T.Cell("wide", "weak", "small"), 1, 0.02)
+    assert spec["hypotheses"]["use_llm"] is False and spec["budget"]["amount"] == 0.02
+    json.dumps(spec)
