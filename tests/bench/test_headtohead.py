@@ -46,15 +46,16 @@ def test_every_peer_knob_is_one_rankwright_can_change_and_ranges_are_not_validit
 def test_a_peer_stays_in_budget_and_resumes_without_running_anything_twice(tmp_path: Path) -> None:
     target = builtin_target("dnn", TINY.config("weak"))
     space = T.peer_space(TINY, "weak")
-    space = {k: space[k] for k in ("train.learning_rate", "model.dropout", "train.batch_size")}
+    space = {k: space[k] for k in ("train.learning_rate", "model.dropout")}  # knobs that do not change the cost
     from rankwright.bench.runs import Runner
 
     unit = Runner(target, tmp_path / "ref", 2).run_all({"ref/seed1": {"train.seed": 1}})["ref/seed1"].cpu_seconds
     budget = 4 * unit
     first = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
     assert first["trials"][0]["number"] == 0 and first["trials"][0]["params"] == P.baseline_params(space, target)
-    assert 2 <= first["runs"] <= 6
-    assert first["spent_s"] <= budget * 1.35  # the last trial's cost is only known once it ran
+    assert 2 <= first["runs"] <= 8, first["trials"]
+    # the last trial's cost is only known once it ran; runs of one cost overshoot by less than one
+    assert first["spent_s"] <= budget + max(t["cpu_seconds"] for t in first["trials"]), first["trials"]
     assert first["reused"] == 0
     again = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
     assert again["reused"] == again["runs"] >= first["runs"]

@@ -44,17 +44,21 @@ def _commit(root: Path, *paths: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
-def _target(task: str, baseline: str):
+def _target(task: str | T.Task, baseline: str):
     from rankwright.targets.builtin import builtin_target
 
-    return builtin_target("dnn", T.TASKS[task].config(baseline))
+    return builtin_target("dnn", (T.TASKS[task] if isinstance(task, str) else task).config(baseline))
 
 
-def reference(task: str, baseline: str, work: Path, say: Say) -> Reference:
+def reference(task: str | T.Task, baseline: str, work: Path, say: Say) -> Reference:
+    """The baseline measured over the reference seeds: the budget's unit and the scores
+    every method's improvement is counted from."""
     from rankwright.bench.runs import Runner
 
-    runner = Runner(_target(task, baseline), work / "reference" / f"{task}-{baseline}", T.MAX_PARALLEL)
-    done = runner.run_all({f"reference-{task}-{baseline}/seed{s}": {"train.seed": s} for s in T.REFERENCE_SEEDS})
+    task = T.TASKS[task] if isinstance(task, str) else task
+    runner = Runner(_target(task, baseline), work / "reference" / f"{task.name}-{baseline}", T.MAX_PARALLEL)
+    done = runner.run_all({f"reference-{task.name}-{baseline}/seed{s}": {"train.seed": s}
+                           for s in T.REFERENCE_SEEDS})
     ok = [f for f in done.values() if f.status == "succeeded" and "ne" in f.test]
     if len(ok) < 2:
         raise RuntimeError(f"the {baseline} baseline of {task} failed: {[f.status for f in done.values()]}; "
@@ -62,7 +66,7 @@ def reference(task: str, baseline: str, work: Path, say: Say) -> Reference:
     ref = Reference(unit_s=sum(f.cpu_seconds for f in ok) / len(ok), test_ne=sum(f.test["ne"] for f in ok) / len(ok),
                     test_auc=sum(f.test["auc"] for f in ok) / len(ok), bayes_ne=ok[0].bayes_ne, runs=len(done),
                     reused=sum(f.reused for f in done.values()))
-    say(f"reference {task} {baseline}: test NE {ref.test_ne:.4f}, AUC {ref.test_auc:.4f}, "
+    say(f"reference {task.name} {baseline}: test NE {ref.test_ne:.4f}, AUC {ref.test_auc:.4f}, "
         f"one run {ref.unit_s:.1f} CPU s ({ref.reused} of {ref.runs} runs reused)")
     return ref
 

@@ -116,6 +116,8 @@ def bench(
     budgets: str = typer.Option("small,large", help="comma-separated budgets: small (16 runs), large (64)"),
     seeds: str = typer.Option("primary", help="seed set: primary, or held-out (run once, at the end)"),
     methods: str = typer.Option("rankwright,tpe,tpe-few,random", help="comma-separated methods"),
+    memory: bool = typer.Option(False, "--memory", help="instead: warm-started against cold campaigns "
+                                "(memory across campaigns); writes memory.{md,json}"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="work folder of an earlier run to continue "
                                           "(its measured runs are reused)"),
     out: Optional[Path] = typer.Option(None, help="results path without suffix "
@@ -143,6 +145,15 @@ def bench(
     work = resume or ((root / "benchmarks" / "work" if results.is_dir() else Path("rankwright-bench"))
                       / "headtohead" / time.strftime("%Y%m%d-%H%M%S"))
     console.print(f"work folder: {work} (continue a stopped run with --resume {work})")
+    if memory:
+        from rankwright.bench import memory as M
+
+        out = out.with_name("memory") if out.name == "headtohead" else out
+        pairs = tuple(t for t in chosen["tasks"] if t in M.PAIRS)
+        doc = M.run(seeds, work.resolve(), out, root, say=lambda line: console.print(line, highlight=False),
+                    pairs=pairs)
+        console.print(f"wrote {out.with_suffix('.md')} and .json ({doc['wall_s'] / 60:.0f} min)")
+        return
     part = headtohead.run(chosen["tasks"], chosen["budgets"], seeds, work.resolve(), out, root,
                           say=lambda line: console.print(line, highlight=False), methods=chosen["methods"])
     for line in part["goals"]:
