@@ -22,7 +22,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns); not part of the
+# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns; the head-to-head
+# against Optuna, `rankwright bench`); not part of the
 # test suite. See benchmarks/README.md.
 bench: install
 	bash benchmarks/setup_bench_env.sh
@@ -30,6 +31,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_wake.py
 	$(BIN)/python benchmarks/bench_hypotheses.py
 	$(BIN)/python benchmarks/bench_campaigns.py
+	$(BIN)/rankwright bench
+	$(BIN)/rankwright bench --memory
 
 clean:
 	rm -rf $(VENV) .venv-bench .rankwright .pytest_cache
