@@ -130,3 +130,28 @@ def test_the_settings_are_fixed_in_one_place() -> None:
     spec = T.campaign_spec(T.Cell("wide", "weak", "small"), 1, 0.02)
     assert spec["hypotheses"]["use_llm"] is False and spec["budget"]["amount"] == 0.02
     json.dumps(spec)
+
+
+def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: H.Reference(1.0, 1.0, 0.7, 0.8, 5, 0))
+
+    def fake(cell, method, seed, ref, work, say):
+        if method == "tpe-few" and seed == 2:
+            raise RuntimeError("rankwright run failed in somewhere (exit 1)")
+        out = _outcome(method, seed, 0.95 if method == "rankwright" else 0.97, 0.72, cell.name)
+        return out
+
+    monkeypatch.setattr(H, "run_method", fake)
+    said: list[str] = []
+    part = H.run(("wide",), ("small",), "primary", tmp_path / "work", tmp_path / "out" / "h2h", tmp_path,
+                 said.append)
+    assert part["complete"] and len(part["failures"]) == 2, part["failures"]  # seed 2 of both baselines
+    assert part["done"] == 2 * 4 * 3 - 2
+    assert any("tpe-few seed 2: FAILED" in line for line in said)
+    text = (tmp_path / "out" / "h2h.md").read_text()
+    assert "wide-weak-small tpe-few seed 2: rankwright run failed" in text
+    document = json.loads((tmp_path / "out" / "h2h.json").read_text())
+    assert set(document["sets"]) == {"primary"}
+    row = next(r for r in document["sets"]["primary"]["summary"]["rows"]
+               if r["cell"] == "wide-weak-small" and r["method"] == "tpe-few")
+    assert row["gain_ne"]["n"] == 2

@@ -260,6 +260,10 @@ def render(document: dict[str, Any]) -> str:
 
             lines.append(f"| geo. mean, {budget} | " + " | ".join(g(x) for x in geo) + " |")
         lines += ["", "Goals:", ""] + [f"- {line}" for line in part["goals"]] + [""]
+        if part.get("failures"):
+            lines += ["Method runs that failed (left out of every figure above):", ""]
+            lines += [f"- {f['cell']} {f['method']} seed {f['seed']}: {f['error'].splitlines()[0][:150]}"
+                      for f in part["failures"]] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -332,22 +336,31 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
     outcomes: list[dict[str, Any]] = []
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
     part: dict[str, Any] = {}
+    failures: list[dict[str, Any]] = []
     for cell in todo:
         for seed in T.SEED_SETS[seed_set][cell.budget]:
             for method in methods:
                 begun = time.time()
-                o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say)
-                outcomes.append(o)
-                say(f"[{len(outcomes)}/{total}] {cell.name} {method} seed {seed}: test NE {o['test_ne']:.4f}"
-                    f"{' (ships the baseline)' if o['shipped_baseline'] else ''}, used "
-                    f"{o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
-                    f"({o['reused']} reused), {time.time() - begun:.0f} s")
+                where = f"[{len(outcomes) + len(failures) + 1}/{total}] {cell.name} {method} seed {seed}"
+                try:
+                    o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say)
+                except Exception as exc:  # one broken method must not cost the whole night's runs
+                    failures.append({"cell": cell.name, "method": method, "seed": seed,
+                                     "error": (str(exc) or repr(exc))[-2000:]})
+                    say(f"{where}: FAILED, left out of the figures and listed in the results: "
+                        f"{(str(exc).splitlines() or [repr(exc)])[0][:200]}")
+                else:
+                    outcomes.append(o)
+                    say(f"{where}: test NE {o['test_ne']:.4f}{' (ships the baseline)' if o['shipped_baseline'] else ''}"
+                        f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
+                        f"({o['reused']} reused), {time.time() - begun:.0f} s")
                 # written after every method, so a run stopped mid-way still leaves its figures
                 part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": _commit(root),
                         "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
                         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
-                        "complete": len(outcomes) == total, "done": len(outcomes), "of": total,
+                        "complete": len(outcomes) + len(failures) == total, "done": len(outcomes), "of": total,
+                        "failures": failures,
                         "skipped": skipped, "references": {k: r.__dict__ for k, r in refs.items()},
                         "outcomes": outcomes}
                 write(part, seed_set, refs, out)
