@@ -106,8 +106,14 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
     logged = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
     started = time.time()
 
+    predictions: dict[str, float] = {}
+
     def predicted(params: Mapping[str, Any]) -> float:
-        return unit_s * target.predict_hours(changes_of(params, space)) / base_cost
+        """The cost model's prediction (it builds the model to count its compute: cached)."""
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in predictions:
+            predictions[key] = unit_s * target.predict_hours(changes_of(params, space)) / base_cost
+        return predictions[key]
 
     def expected(params: Mapping[str, Any]) -> float:
         """The cost model's prediction, corrected by what the ended trials actually cost."""
