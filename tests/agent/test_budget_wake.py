@@ -77,3 +77,15 @@ def test_the_hard_cap_halts_and_cancels_what_still_runs(tmp_path, monkeypatch):
     statuses = {e.status.value for e in store.experiments(campaign.id)}
     assert statuses <= {"succeeded", "cancelled"}
     assert len(store.experiments(campaign.id)) == rows_at_halt  # nothing new after the halt
+
+
+def test_a_run_that_can_never_fit_pauses_the_campaign_instead_of_waiting_for_ever(tmp_path, monkeypatch):
+    path = _setup(tmp_path, monkeypatch, amount=0.05, pause=1.0)  # every run is predicted at 0.1 h
+    out = _wake(path)
+    assert out.returncode == 0, out.stderr
+    store = open_store()
+    campaign = store.campaign("b")
+    assert campaign.status == "paused"
+    assert not store.experiments(campaign.id)  # nothing reserved past the budget
+    reasons = [e.message for e in store.events(campaign.id) if e.kind == "guardrail"]
+    assert reasons and "nothing is in flight" in reasons[-1] and "rankwright approve" in reasons[-1]

@@ -229,6 +229,14 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         if not ok and known is None:
             report.reasons.append(why)
             store.append_event(campaign.id, "budget", f"not submitting {key}: {why}")
+            if not report.submitted and not any(e.executor_handle for e in store.unfinished(campaign.id)):
+                # nothing in flight will free a reservation: waiting would wait for ever
+                reason = (f"{key} cannot start within the approved budget ({why}) and nothing is in flight; "
+                          "raise budget.amount in the spec and run `rankwright approve` to go on")
+                store.append_event(campaign.id, "guardrail", reason)
+                _set_status(store, store.campaign(spec.name), CampaignStatus.PAUSED)
+                report.state, report.reasons = "paused", [reason]
+                return report
             break
         if known is None:  # the ledger in hand stays exact without re-reading every row
             current = replace(current, reserved=current.reserved + entry["predicted_hours"])
