@@ -54,8 +54,7 @@ def test_a_peer_stays_in_budget_and_resumes_without_running_anything_twice(tmp_p
     first = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
     assert first["trials"][0]["number"] == 0 and first["trials"][0]["params"] == P.baseline_params(space, target)
     assert 2 <= first["runs"] <= 8, first["trials"]
-    # the last trial's cost is only known once it ran; runs of one cost overshoot by less than one
-    assert first["spent_s"] <= budget + max(t["cpu_seconds"] for t in first["trials"]), first["trials"]
+    assert first["spent_s"] <= budget * 1.1, first["trials"]  # cut at the budget, give or take a poll
     assert first["reused"] == 0
     again = P.run_study("random", 7, target, space, budget, unit, tmp_path / "study")
     assert again["reused"] == again["runs"] >= first["runs"]

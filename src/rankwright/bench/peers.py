@@ -6,7 +6,9 @@ exploitation phase), two trials side by side.
 A study starts from the baseline (its first, enqueued trial) and asks trials while the
 compute already charged plus the expected cost of the runs in flight and of the next trial
 fits the budget. The expected cost of a trial is the baseline's measured cost scaled by
-the target's cost model. A pruned trial's compute stays charged.
+the target's cost model, corrected by what the ended trials cost. When the compute charged
+plus what the runs in flight have burnt so far reaches the budget, those runs are cut, as
+a campaign's hard cap cuts its runs. A pruned or cut trial's compute stays charged.
 
 Resumable: every trial asked is logged (``trials.jsonl``) before its run starts; after a
 stop the log is replayed into a fresh study in order, runs that ended are told, runs
@@ -124,7 +126,8 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
     trials: list[dict[str, Any]] = []
     running: dict[int, tuple[Any, str, str, int]] = {}  # number -> (optuna trial, key, handle, epochs told)
     spent = 0.0
-    stop_asking = False
+    ended_file = folder / "ended.json"
+    stop_asking = ended_file.exists()  # a study that ended is only replayed, never extended
     replay = list(logged)
     if not replay:
         study.enqueue_trial(baseline_params(space, target))
@@ -154,8 +157,17 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
         running[trial.number] = (trial, key, handle, 0)
         return True
 
+    threads = float(runner.env["OMP_NUM_THREADS"])
+
     def collect() -> None:
-        nonlocal spent
+        nonlocal spent, stop_asking
+        now = time.time()
+        burning = sum(threads * max(0.0, now - info.started_at.timestamp()) for info in
+                      (runner.executor.status(h) for _, _, h, _ in running.values()) if info.started_at is not None)
+        if spent + burning >= budget_s and running:  # the hard cap, as a campaign's: cut what still runs
+            stop_asking = True
+            for _, key, handle, _ in running.values():
+                runner.cancel(handle)
         for number, (trial, key, handle, told) in list(running.items()):
             finished = runner.ended(key, handle)
             if finished is None:
@@ -174,6 +186,9 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
                     and math.isfinite(finished.objective):
                 study.tell(trial, finished.objective)
                 state = "complete"
+            elif finished.status == "cancelled" and stop_asking:
+                study.tell(trial, state=TrialState.FAIL)
+                state = "cut at the budget"
             elif finished.status == "cancelled":
                 study.tell(trial, state=TrialState.PRUNED)
                 state = "pruned"
@@ -196,6 +211,7 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
         if not running:
             break
         time.sleep(POLL_S)
+    ended_file.write_text(json.dumps({"spent_s": spent}))
     done = sorted(trials, key=lambda t: t["number"])
     complete = [t for t in done if t["state"] == "complete"]
     best = min(complete, key=lambda t: t["objective"]) if complete else None
