@@ -13,8 +13,9 @@ then the same combination and exploitation; only the round's four differ:
 
 Every arm is charged the same way (the runs' measured CPU time, all of them). Measured:
 final test NE of what each ships (mean, 95% interval over seeds), and best-so-far
-validation NE of its full-fidelity runs against compute, from which "compute to reach
-cold's final NE" is read for every arm, charged up to the run that reached it.
+validation NE of its runs at the validation fidelity against compute (every run charged),
+from which "compute to reach cold's final NE" is read for every arm, charged up to the run
+that reached it.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def ordering(arm: str, seed: int, task: T.Task, source_effects: dict[str, float]
 
 
 def curve(folder: Path, name: str, unit_s: float) -> dict[str, Any]:
-    """Cumulative compute (units) and best-so-far full-fidelity validation NE, in the order
-    the runs were collected; and the campaign's final shipped test NE."""
+    """Cumulative compute (units, every run charged) and the best-so-far validation NE of
+    the runs at the validation fidelity (the same for every arm, so values compare), in
+    the order the runs were collected."""
     from rankwright.bench.campaign import _inside
 
     with _inside(folder):
@@ -106,6 +108,7 @@ def curve(folder: Path, name: str, unit_s: float) -> dict[str, Any]:
         campaign = store.campaign(name)
         experiments = {e.idempotency_key: e for e in store.experiments(campaign.id)}
         events = [e for e in store.events(campaign.id) if e.kind == "collect"]
+    validation = min((e.fidelity for e in experiments.values()), default=1.0)  # what every arm validates at
     spent, best, points = 0.0, None, []
     for event in events:
         e = experiments.get(event.message.split(": ")[0])
@@ -113,10 +116,10 @@ def curve(folder: Path, name: str, unit_s: float) -> dict[str, Any]:
             continue
         spent += (e.actual_cost or 0.0) * 3600.0 / unit_s
         value = (e.metrics or {}).get("objective")
-        if value is not None and e.fidelity >= 1.0 and (best is None or value < best):
+        if value is not None and abs(e.fidelity - validation) < 1e-9 and (best is None or value < best):
             best = value
         points.append((spent, best))
-    return {"points": points, "total": spent}
+    return {"points": points, "total": spent, "fidelity": validation}
 
 
 def reach(points: list[tuple[float, float | None]], level: float) -> float | None:
@@ -211,8 +214,8 @@ def render(whole: dict[str, Any]) -> str:
              "Each target is measured with four arms of whole Rankwright campaigns that differ only in "
              "the four hypotheses of their one validation round (see `src/rankwright/bench/memory.py`). "
              "`test NE`: what the campaign ships (95% interval over seeds). `to reach`: mean compute, in "
-             "baseline runs, until the arm's best full-fidelity validation NE reached the cold arm's final "
-             "one (seeds that reached it), and its ratio to cold's own.", ""]
+             "baseline runs, until the arm's best validation NE (at the validation fidelity) reached the "
+             "cold arm's final one (seeds that reached it), and its ratio to cold's own.", ""]
     for set_name, doc in whole["sets"].items():
         lines += [f"## Seeds: {set_name} ({', '.join(map(str, doc['seeds']))})", "",
                   f"Settings fixed at commit {doc['settings_commit']}; ran at commit {doc['commit']}, from "
