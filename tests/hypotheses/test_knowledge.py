@@ -234,3 +234,23 @@ def test_yaml_syntax_error_is_located(tmp_path: Path):
     path.write_text("techniques:\n  - id: a\n    name: [unclosed\n")
     with pytest.raises(KnowledgeError, match=r"kb.yaml: not valid YAML at line \d+"):
         load_knowledge_base(path)
+
+
+def test_a_technique_that_only_moves_inert_knobs_is_not_proposed(tmp_path: Path, monkeypatch):
+    """Bucketizing numeric fields on data with none would re-run the baseline under a new name."""
+    from rankwright.agent.learning import rank_for_campaign
+    from rankwright.agent.spec import CampaignSpec
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("label,a,b\n" + "".join(f"{i % 2},{i % 7},{i % 3}\n" for i in range(50)))
+    categorical_only = builtin_target("dnn", {"data": {"source": "csv", "train": str(tmp_path / "t.csv"),
+                                                       "schema": {"categorical": ["a", "b"]}}})
+    with_numeric = builtin_target("dnn", {})
+    assert "data.processing.numeric_transform" in categorical_only.inert_knobs()
+    assert not with_numeric.inert_knobs()
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    spec = CampaignSpec(name="x", budget={"amount": 1.0})
+    names = {h.technique for h in rank_for_campaign(spec, categorical_only, store).hypotheses}
+    assert "bucketize_numeric" not in names and "learning_rate_up" in names
+    assert "bucketize_numeric" in {h.technique for h in rank_for_campaign(spec, with_numeric, store).hypotheses}

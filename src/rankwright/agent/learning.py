@@ -43,7 +43,7 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
                       findings: Sequence[Any] = (), llm_suggestions: Sequence[Any] = (),
                       embedding_parameters: float | None = None, baseline_cost: float = 1.0) -> Ranking:
     kb = load_knowledge_base()
-    paths = {k.path for k in target.knobs}
+    paths = {k.path for k in target.knobs} - target.inert_knobs()  # a change of an inert knob repeats the baseline
     # "beats the noise" as the learn step will judge it: the plan's seeds per hypothesis
     noise = noise_threshold(baseline, spec.hypotheses.seeds) if len(baseline) >= 2 else 0.002
     return rank_hypotheses(

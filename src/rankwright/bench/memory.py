@@ -68,7 +68,7 @@ def applicable(task: T.Task) -> list[tuple[str, dict[str, Any]]]:
     from rankwright.targets.builtin import builtin_target
 
     target = builtin_target("dnn", task.config("strong"))
-    knobs = {k.path for k in target.knobs}
+    knobs = {k.path for k in target.knobs} - target.inert_knobs()  # as the research agent sees them
     out = []
     for t in load_knowledge_base().techniques:
         if not t.names_model("dnn") or not t.applicable(knobs):

@@ -247,6 +247,12 @@ class Target(_Frozen):
         """Knob changes of a cheap validation run; none unless the target says how."""
         return {}
 
+    def inert_knobs(self) -> frozenset[str]:
+        """Knobs that cannot change a run on this target's data (a numeric transform where
+        there is no numeric field): a hypothesis that moves only these is not proposed,
+        since its runs would repeat the baseline's. None by default."""
+        return frozenset()
+
     def smoke_changes(self) -> dict[str, Any]:
         """Knob changes that make the preflight's smoke run short."""
         return {}

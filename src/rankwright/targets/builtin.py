@@ -60,6 +60,20 @@ class BuiltinTarget(Target):
     def smoke_changes(self) -> dict[str, Any]:
         return {"train.epochs": 1}
 
+    def inert_knobs(self) -> frozenset[str]:
+        data = self.run_config(self.base_config).data
+        schema = data.schema_
+        if not schema.features and data.source == "synthetic":
+            from rankwright.ranking.data.synthetic import synthetic_schema
+
+            schema = synthetic_schema(data.synthetic)
+        elif not schema.features:
+            return frozenset()  # Criteo and libsvm name their columns themselves
+        if schema.numeric:
+            return frozenset()
+        return frozenset({"data.processing.numeric_transform", "data.processing.numeric_overrides",
+                          "data.processing.buckets"})
+
     def data_shape(self, embedding_parameters: float | None = None) -> tuple[float, int, float | None]:
         run = self.run_config(self.base_config)
         categorical, numeric = field_names(run.data, Path.cwd())
