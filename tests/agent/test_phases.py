@@ -258,3 +258,21 @@ def test_any_hypothesis_source_feeds_the_next_round():
     assert [c.name for c in ranked.candidates] == ["idea"] and stub.diagnosed == f"{NAME}/baseline@low/seed1"
     step = Validation().next(replace(ranked, allowed_knobs=ranked.allowed_knobs | {"idea"}))
     assert step.step == "round" and {e["name"] for e in step.experiments} == {"idea@low"}
+
+
+def test_a_rejected_hypothesis_the_fidelity_check_finds_helping_is_combined():
+    """Validation at low fidelity missed it (inconclusive); full fidelity measured it helping."""
+    arms = {"baseline@low": BASE, "r@low": shifted(-0.001, (0.01, -0.01, 0.0)), "q@low": shifted(0.002)}
+    full = {**arms, "baseline": BASE, "r": shifted(-0.015, (0.001, -0.001, 0.0)), "q": shifted(0.001)}
+    phases = {"baseline": "combination", "r": "combination", "q": "combination"}
+    state = build(full, phase_of=phases, strategy=Strategy(fidelity_check_rejected=2))
+    from rankwright.agent.phases.combination import best_combination, combinable
+
+    assert combinable(state) == ["r"]
+    assert best_combination(state).arm == "r"
+    done = Combination().next(state)  # r alone is the best: nothing more to add
+    assert isinstance(done, Done) and "ended at r" in done.reason
+    # nothing helped at either fidelity: nothing to combine, and the message says both
+    full["r"] = shifted(0.001)
+    state = build(full, phase_of=phases, strategy=Strategy(fidelity_check_rejected=2))
+    assert combinable(state) == [] and "helped in the fidelity check" in Combination().next(state).reason

@@ -1,7 +1,8 @@
 """Combination: first a fidelity check (the baseline, every promoted hypothesis and a
 sample of rejected ones re-run at full fidelity with seeds, so the report can say how well
-low fidelity ranked them), then greedy forward selection: add the next promoted change to
-the best configuration so far only while the paired improvement over it holds."""
+low fidelity ranked them), then greedy forward selection: add the next promoted change (or
+a rejected one the check found helping) to the best configuration so far only while the
+paired improvement over it holds."""
 
 from __future__ import annotations
 
@@ -44,6 +45,23 @@ def fidelity_check(state: CampaignState) -> tuple[list[str], list[str]]:
     k = min(state.strategy.fidelity_check_rejected, len(rejected)) if state.low else 0
     sample = sorted(random.Random(state.seed).sample(rejected, k)) if k else []
     return helped, sample
+
+
+def combinable(state: CampaignState) -> list[str]:
+    """What greedy selection walks: the promoted hypotheses, and any rejected one that the
+    fidelity check measured helping at full fidelity (paired one-sided test at the
+    strategy's alpha). Validation at low fidelity can miss an effect; ignoring the full
+    fidelity's evidence would leave a measured gain on the table."""
+    helped, sample = fidelity_check(state)
+    base = state.values(baseline_arm(state, low=False))
+    found = []
+    for name in sample:
+        values = state.values(name)
+        if values and len(base) >= 2 and state.complete(name):
+            test = paired_test(values, base)
+            if test.effect < 0 and test.p_lower < state.strategy.alpha:
+                found.append(name)
+    return helped + found
 
 
 def _full_effect(state: CampaignState, arm: str) -> float:
@@ -119,9 +137,11 @@ class Combination:
                 return Done(f"the fidelity check needs {cost_of(check):.3g} but the phase has {budget:.3g} left")
             return Step(tuple(check), f"fidelity check at full fidelity: the baseline, {len(helped)} promoted "
                                       f"and {len(sample)} rejected hypotheses", "fidelity check")
-        if not helped:
-            return Done("nothing was promoted in validation, so there is nothing to combine")
-        path = greedy_path(state, helped)
+        candidates = combinable(state)
+        if not candidates:
+            return Done("nothing was promoted in validation or helped in the fidelity check, so there is nothing "
+                        "to combine")
+        path = greedy_path(state, candidates)
         if path.pending is None:
             best = " + ".join(path.members) or "the baseline"
             return Done(f"greedy selection ended at {best}: " + "; ".join(path.notes))
@@ -135,8 +155,9 @@ class Combination:
 
 
 def best_combination(state: CampaignState) -> Path:
-    helped, _ = fidelity_check(state)
-    return greedy_path(state, helped) if helped else Path((), baseline_arm(state, low=False), {}, (), None, True)
+    candidates = combinable(state)
+    return greedy_path(state, candidates) if candidates else Path((), baseline_arm(state, low=False), {}, (), None,
+                                                                   True)
 
 
 def low_vs_full(state: CampaignState) -> list[tuple[str, float, float]]:
