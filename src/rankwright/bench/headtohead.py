@@ -159,7 +159,9 @@ def aggregate(outcomes: list[dict[str, Any]], refs: dict[str, Reference]) -> dic
             mine = [r for r in ratios if r["peer"] == peer and r["budget"] == budget]
             geo[f"{peer}/{budget}"] = {key: _geomean([r[key] for r in mine]) for key in ("gain_ratio", "gap_ratio")}
             geo[f"{peer}/{budget}"]["cells"] = len(mine)
-    return {"rows": sorted(rows.values(), key=lambda r: (r["cell"], T.METHODS.index(r["method"]))), "ratios": ratios,
+    order = list(dict.fromkeys(o["cell"] for o in outcomes))  # cells in the order they ran
+    return {"rows": sorted(rows.values(), key=lambda r: (order.index(r["cell"]), T.METHODS.index(r["method"]))),
+            "ratios": ratios,
             "geomean": geo, "frappe_reference_ne": frappe_best}
 
 
