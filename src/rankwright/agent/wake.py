@@ -26,7 +26,7 @@ from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can
 from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
 from rankwright.agent.spec import CampaignSpec
 from rankwright.agent.states import CampaignStatus, move, parse_status
-from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus
+from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thread_env
 from rankwright.store import Store
 from rankwright.store.records import ExperimentStatus
 from rankwright.targets import Target
@@ -119,9 +119,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         except ExecutorFull:
             return None
 
-    # Runs side by side share the cores: oversubscribed thread pools made an epoch 7x slower
-    n = str(max(1, (os.cpu_count() or 1) // spec.max_parallel))
-    threads = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    threads = thread_env(spec.max_parallel)
 
     # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here)
     running = []

@@ -42,7 +42,7 @@ def _rw(args: list[str], folder: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def run_campaign(spec: dict[str, Any], folder: Path, progress=None) -> dict[str, Any]:
+def run_campaign(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Plan, approve and run one campaign to its end (or reuse it); returns what it
     proposes, its spend and how many of its runs were reused from an earlier invocation."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def run_campaign(spec: dict[str, Any], folder: Path, progress=None) -> dict[str,
             path.write_text(yaml.safe_dump(spec, sort_keys=False))
             _rw(["plan", str(path)], folder)
             _rw(["approve", str(path), "--yes", "--by", "rankwright bench"], folder)
-        paused = _run_to_end(path, folder, progress)
+        paused = _run_to_end(path, folder)
         ran = {"wall_seconds": time.time() - started, "paused": paused, "reused_runs": before,
                "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         done_file.write_text(json.dumps(ran))
@@ -69,7 +69,7 @@ def run_campaign(spec: dict[str, Any], folder: Path, progress=None) -> dict[str,
     return out
 
 
-def _run_to_end(path: Path, folder: Path, progress) -> str | None:
+def _run_to_end(path: Path, folder: Path) -> str | None:
     """`rankwright run` until the campaign ends. A pause (budget spent, or a step that
     would leave the approved strategy) ends the contest: the campaign is stopped there and
     judged on what it had; the reason is kept."""
@@ -80,8 +80,6 @@ def _run_to_end(path: Path, folder: Path, progress) -> str | None:
     assert process.stdout is not None
     for line in process.stdout:
         line = line.rstrip()
-        if progress and (line.startswith("campaign") or line.startswith("[") or "->" in line):
-            progress(line[:160])
         if PAUSED in line:
             paused = line.split(": waiting for")[0]
             _rw(["stop", str(path)], folder)

@@ -83,7 +83,7 @@ def run_method(cell: T.Cell, method: str, seed: int, ref: Reference, work: Path,
     if method == "rankwright":
         from rankwright.bench.campaign import run_campaign
 
-        out = run_campaign(T.campaign_spec(cell, seed, budget_s / 3600.0), folder, progress=None)
+        out = run_campaign(T.campaign_spec(cell, seed, budget_s / 3600.0), folder)
     else:
         from rankwright.bench.peers import run_study
 

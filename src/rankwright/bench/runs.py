@@ -7,21 +7,15 @@ so a baseline-run equivalent means the same compute on both sides.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.executors import ExecutorFull, LocalExecutor, RunSpec, RunStatus
+from rankwright.executors import ExecutorFull, LocalExecutor, RunSpec, RunStatus, thread_env
 from rankwright.targets import Target
 
 POLL_S = 0.5
-
-
-def thread_env(max_parallel: int) -> dict[str, str]:
-    n = str(max(1, (os.cpu_count() or 1) // max_parallel))
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 
 
 @dataclass
@@ -51,13 +45,7 @@ class Runner:
         self.folder = Path(folder)
         self.executor = LocalExecutor(self.folder, max_parallel)
         self.env = thread_env(max_parallel)
-        self.reused_at_start = {h for h in self._terminal_handles()}
-
-    def _terminal_handles(self) -> set[str]:
-        out = set()
-        for path in self.folder.glob("*/exit.json"):
-            out.add(path.parent.name)
-        return out
+        self.reused_at_start = {path.parent.name for path in self.folder.glob("*/exit.json")}
 
     def run_dir(self, key: str) -> Path:
         return self.folder / LocalExecutor.handle_for(key) / "work"
