@@ -25,7 +25,8 @@ def _spec(tmp_path, name, top_k, seeds=1):
                                     "baseline_seeds": 2, "hypotheses": {"top_k": top_k, "seeds": seeds},
                                     # one validation round and a short tail: this test is about learning
                                     "strategy": {"rounds": 1, "extra_seeds": 0, "full_seeds": 2, "trials": 0,
-                                                 "fidelity_check_rejected": 0, "confirmation_seeds": 3}}))
+                                                 "fidelity_check_rejected": 0, "confirmation_seeds": 3,
+                                                 "low_fidelity": {"data.train_fraction": 0.5}}}))
     return path
 
 

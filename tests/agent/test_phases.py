@@ -159,6 +159,15 @@ def test_exploitation_asks_trials_inside_the_approved_space_and_deterministicall
     assert other.experiments != first.experiments  # seeded from the revision
 
 
+def test_with_the_baseline_still_best_exploitation_keeps_back_only_what_a_winner_would_need():
+    state = replace(_exploitation_state(), strategy=Strategy(trials=6, confirmation_seeds=3))
+    # 6 runs of 1.0 committed; 3 left: a trial winner's seeds 2 and 3 need 2, so one trial fits
+    step = Exploitation().next(replace(state, plannable=9.0))
+    assert step.step == "trials" and len(step.experiments) == 1
+    done = Exploitation().next(replace(state, plannable=8.0))  # 2 left: nothing after the reserve
+    assert isinstance(done, Done) and "no winner to confirm" in done.reason
+
+
 def test_exploitation_confirms_the_winner_over_the_confirmation_seeds():
     state = _exploitation_state()
     trials = {f"trial-{i}": {1: 0.905 - 0.002 * i} for i in range(1, 7)}

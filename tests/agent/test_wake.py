@@ -21,7 +21,8 @@ SPEC = {
     "baseline_seeds": 2,
     "changes": [{"name": "wider", "set": {"model.embedding_dim": 16}}],
     # small phases: one validation round, a short Optuna search, a 3-seed confirmation
-    "strategy": {"rounds": 1, "full_seeds": 2, "trials": 2, "confirmation_seeds": 3, "fidelity_check_rejected": 1},
+    "strategy": {"rounds": 1, "full_seeds": 2, "trials": 2, "confirmation_seeds": 3, "fidelity_check_rejected": 1,
+                 "low_fidelity": {"data.train_fraction": 0.5}},  # on tiny runs only when asked
 }
 
 

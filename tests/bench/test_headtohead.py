@@ -134,7 +134,7 @@ def test_the_settings_are_fixed_in_one_place() -> None:
 def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: H.Reference(1.0, 1.0, 0.7, 0.8, 5, 0))
 
-    def fake(cell, method, seed, ref, work, say):
+    def fake(cell, method, seed, ref, work, say, commit="unknown"):
         if method == "tpe-few" and seed == 2:
             raise RuntimeError("rankwright run failed in somewhere (exit 1)")
         out = _outcome(method, seed, 0.95 if method == "rankwright" else 0.97, 0.72, cell.name)
@@ -154,3 +154,11 @@ def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, mon
     row = next(r for r in document["sets"]["primary"]["summary"]["rows"]
                if r["cell"] == "wide-weak-small" and r["method"] == "tpe-few")
     assert row["gain_ne"]["n"] == 2
+
+
+def test_results_name_the_commit_of_each_method_when_a_resume_mixed_them() -> None:
+    part = {"commit": "b2", "outcomes": [_outcome("rankwright", 1, 0.9, 0.7) | {"commit": "b2"},
+                                         _outcome("tpe", 1, 0.9, 0.7) | {"commit": "a1"}]}
+    assert H._provenance(part) == " Outcomes by the commit that produced them: rankwright at b2; tpe at a1."
+    part["outcomes"][1]["commit"] = "b2"
+    assert H._provenance(part) == ""

@@ -214,7 +214,7 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
 
 def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[PlannedExperiment],
                   target: Target | None = None) -> dict[str, Any]:
-    from rankwright.agent.spec import low_fidelity, search_space
+    from rankwright.agent.spec import fidelity_saving, low_fidelity, search_space
 
     phases = projection(spec, target, plan) if target is not None else {
         "validation": sum(p.predicted_hours for p in plan)}
@@ -230,6 +230,7 @@ def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[Planned
         "strategy": {
             **spec.strategy.model_dump(mode="json"),
             "low_fidelity": low_fidelity(spec, target) if target is not None else {},
+            "low_fidelity_saving": fidelity_saving(spec, target) if target is not None else None,
             "search_space": {k: r.model_dump(mode="json") for k, r in
                              (search_space(spec, target) if target is not None else {}).items()},
             "seeds": {"baseline": spec.baseline_seeds, "validation": spec.hypotheses.seeds,

@@ -44,6 +44,17 @@ def _commit(root: Path, *paths: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _provenance(part: dict[str, Any]) -> str:
+    """Which commit produced each method's outcomes, when a resumed run reused older ones."""
+    by_method: dict[str, set[str]] = {}
+    for o in part.get("outcomes", []):
+        by_method.setdefault(o["method"], set()).add(o.get("commit", "unknown"))
+    if all(c == {part["commit"]} for c in by_method.values()):
+        return ""
+    return " Outcomes by the commit that produced them: " + "; ".join(
+        f"{m} at {', '.join(sorted(c))}" for m, c in by_method.items()) + "."
+
+
 def _target(task: str | T.Task, baseline: str):
     from rankwright.targets.builtin import builtin_target
 
@@ -71,8 +82,10 @@ def reference(task: str | T.Task, baseline: str, work: Path, say: Say) -> Refere
     return ref
 
 
-def run_method(cell: T.Cell, method: str, seed: int, ref: Reference, work: Path, say: Say) -> dict[str, Any]:
-    """One method on one seed of one cell; its outcome is cached once it ended."""
+def run_method(cell: T.Cell, method: str, seed: int, ref: Reference, work: Path, say: Say,
+               commit: str = "unknown") -> dict[str, Any]:
+    """One method on one seed of one cell; its outcome is cached once it ended, with the
+    commit of the code that produced it (a resumed run may mix commits; the results say so)."""
     folder = work / "cells" / cell.name / f"{method}-s{seed}"
     cached = folder / "outcome.json"
     if cached.exists():
@@ -101,7 +114,7 @@ def run_method(cell: T.Cell, method: str, seed: int, ref: Reference, work: Path,
                "all_test_ne": [t["test"]["ne"] for t in study["trials"] if "ne" in t["test"]]}
         (folder / "trials.json").write_text(json.dumps(study["trials"], indent=1) + "\n")
     out.update(cell=cell.name, task=cell.task, baseline=cell.baseline, budget=cell.budget, seed=seed,
-               budget_s=budget_s, unit_s=ref.unit_s)
+               budget_s=budget_s, unit_s=ref.unit_s, commit=commit)
     if out["shipped_baseline"]:
         out["test_ne"], out["test_auc"] = ref.test_ne, ref.test_auc
     cached.write_text(json.dumps(out, indent=1) + "\n")
@@ -219,6 +232,7 @@ def render(document: dict[str, Any]) -> str:
                   f"Settings fixed at commit {part['settings_commit']}; ran at commit {part['commit']}, "
                   f"{part['started']} to {part['finished']}; {part['wall_s'] / 60:.0f} min wall on "
                   f"{part['cpus']} cores."
+                  + _provenance(part)
                   + ("" if part.get("complete", True) else
                      f" **Partial: {part['done']} of {part['of']} method runs so far** (the run goes on with "
                      f"`rankwright bench --resume DIR`)."), ""]
@@ -336,6 +350,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
         task, baseline = key.split("-")
         refs[key] = reference(task, baseline, work, say)
     outcomes: list[dict[str, Any]] = []
+    commit = _commit(root)
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
     part: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
@@ -345,7 +360,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                 begun = time.time()
                 where = f"[{len(outcomes) + len(failures) + 1}/{total}] {cell.name} {method} seed {seed}"
                 try:
-                    o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say)
+                    o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say, commit)
                 except Exception as exc:  # one broken method must not cost the whole night's runs
                     failures.append({"cell": cell.name, "method": method, "seed": seed,
                                      "error": (str(exc) or repr(exc))[-2000:]})
@@ -357,7 +372,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                         f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
                         f"({o['reused']} reused), {time.time() - begun:.0f} s")
                 # written after every method, so a run stopped mid-way still leaves its figures
-                part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": _commit(root),
+                part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": commit,
                         "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
                         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),

@@ -101,14 +101,20 @@ def _print_strategy(spec, document) -> None:
     table = Table(title="strategy: the agent re-plans alone inside it, and pauses to ask before leaving it")
     for column in ("phase", "share", "estimate " + spec.budget.unit, "what it does"):
         table.add_column(column)
-    what = {"validation": f"rounds of {st['round_size']} hypotheses at low fidelity, {st['rounds']} rounds at most",
-            "combination": "fidelity check, then greedy merge of the promoted changes",
+    fidelity = "low" if st["low_fidelity"] else "full"
+    what = {"validation": f"rounds of {st['round_size']} hypotheses at {fidelity} fidelity, "
+                          f"{st['rounds']} rounds at most",
+            "combination": ("fidelity check, then " if st["low_fidelity"] else "")
+                           + "greedy merge of the promoted changes",
             "exploitation": f"Optuna {st['sampler'].upper()}, {st['trials']} trials; confirmation over "
                             f"{st['confirmation_seeds']} seeds"}
     for phase, hours in document["phases"].items():
         table.add_row(phase, f"{st['phases'][phase]:.0%}", f"{hours:.3g}", what[phase])
     console.print(table)
-    low = ", ".join(f"{k}={v}" for k, v in st["low_fidelity"].items()) or "none (validation at full fidelity)"
+    saving = st.get("low_fidelity_saving")
+    low = ", ".join(f"{k}={v}" for k, v in st["low_fidelity"].items()) or (
+        "none (validation at full fidelity" + (f": a low-fidelity run would save only {saving:.0%} of a full one)"
+                                               if saving is not None else ")"))
     seeds = st["seeds"]
     console.print(f"low fidelity: {low}; seeds: baseline {seeds['baseline']}, hypothesis {seeds['validation']}, "
                   f"full fidelity {seeds['full']}, confirmation {seeds['confirmation']}", highlight=False)
