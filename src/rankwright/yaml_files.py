@@ -17,7 +17,8 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+        hint = f"; give the path of the {what}'s YAML file" if isinstance(exc, FileNotFoundError) else ""
+        raise error(f"{path}: cannot read the {what} ({exc.strerror}){hint}") from None
     try:
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:

@@ -142,3 +142,9 @@ def test_an_objective_read_at_another_metrics_best_epoch_is_a_warning_not_a_bloc
     aligned["objective"] = {"metric": "test.auc", "direction": "maximize"}  # not a validation metric: no opinion
     spec, target = load_campaign(_write(workdir / "e.yaml", aligned))
     assert not [i for i in preflight(spec, target, smoke=False) if i.warning]
+
+
+def test_a_campaign_named_instead_of_its_spec_file_says_what_to_give(workdir):
+    result = runner.invoke(app, ["status", "my-campaign"])
+    assert result.exit_code == 2 and "give the path of the campaign spec's YAML file" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -98,8 +98,7 @@ def knobs(
 def demo(
     workdir: Path = typer.Option(Path(".rankwright"), help="where the demo campaign's spec goes"),
 ) -> None:
-    """Run a whole campaign on the built-in synthetic click log: plan, approve (as the demo),
-    validation, combination, exploitation, and the report with its headline."""
+    """Run a whole campaign on the built-in synthetic click log, from the plan to the report."""
     user_errors = _user_errors()
     from rankwright.cli.demo import run_campaign_demo
 
@@ -123,8 +122,7 @@ def bench(
     out: Optional[Path] = typer.Option(None, help="results path without suffix "
                                        "(default benchmarks/results/headtohead in a checkout)"),
 ) -> None:
-    """Rankwright against Optuna TPE and random search at equal measured compute, on the
-    synthetic structures and Frappe; writes headtohead.{md,json,png}."""
+    """Rankwright against Optuna TPE and random search at equal compute; writes headtohead.md."""
     from rankwright.bench import headtohead
     from rankwright.bench import tasks as T
 
@@ -252,8 +250,7 @@ def run(
                                help="wake as soon as a run ends or a person acts (file notifications); "
                                     "--no-watch wakes on the timer only, e.g. on NFS"),
 ) -> None:
-    """Run an approved campaign: stay up, asleep until a run ends, a person acts or the
-    timer fires; or --detach and let each run's end wake it."""
+    """Run an approved campaign: stay up asleep between events, or --detach (runs wake it)."""
     user_errors = _user_errors()
     from rankwright.cli import campaign as commands
 
