@@ -148,3 +148,20 @@ def test_a_campaign_named_instead_of_its_spec_file_says_what_to_give(workdir):
     result = runner.invoke(app, ["status", "my-campaign"])
     assert result.exit_code == 2 and "give the path of the campaign spec's YAML file" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_plan_warns_when_the_first_round_eats_the_later_phases_share(workdir):
+    tight = yaml.safe_load(yaml.safe_dump(SPEC)) | {"budget": {"amount": 0.004}}
+    planned = runner.invoke(app, ["plan", str(_write(workdir / "c.yaml", tight)), "--skip-smoke"])
+    assert "warning" in planned.output
+    roomy = runner.invoke(app, ["plan", str(_write(workdir / "d.yaml", SPEC | {"name": "t2"})), "--skip-smoke"])
+    store = open_store()
+
+    def check(name):
+        document = store.latest_plan(store.campaign(name).id)[1]
+        return next(i for i in document["preflight"] if i["name"] == "first round fits its share")
+
+    warned, fine = check("t1"), check("t2")
+    assert warned["ok"] and warned["warning"] and "the confirmation may not fit" in warned["detail"]
+    assert "top_k" in warned["fix"]
+    assert fine["ok"] and not fine["warning"] and "validation's share is 50%" in fine["detail"]

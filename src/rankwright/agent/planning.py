@@ -114,6 +114,23 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
     return items
 
 
+def first_round_check(spec: CampaignSpec, plan: list["PlannedExperiment"]) -> CheckItem:
+    """Does the first validation round leave the later phases their shares? A round that eats
+    the budget ends the campaign in validation: nothing left to confirm a winner with."""
+    plannable = spec.budget.amount * spec.budget.pause_threshold
+    first = sum(p.predicted_hours for p in plan)
+    share = spec.strategy.phases.validation
+    if plannable <= 0 or first <= share * plannable:
+        return CheckItem("first round fits its share", True,
+                         f"{first:.3g} of {plannable:.3g} {spec.budget.unit} ({first / plannable:.0%}; validation's "
+                         f"share is {share:.0%})" if plannable > 0 else "no budget to share")
+    return CheckItem("first round fits its share", True,
+                     f"the first round is predicted at {first / plannable:.0%} of the budget the agent may commit "
+                     f"(validation's share is {share:.0%}): combination, exploitation and the confirmation may "
+                     "not fit, and the campaign can end with nothing confirmed",
+                     "fewer hypotheses (hypotheses.top_k) or seeds, or a larger budget", warning=True)
+
+
 @dataclass(frozen=True)
 class PlannedExperiment:
     phase: str

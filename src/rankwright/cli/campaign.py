@@ -46,7 +46,7 @@ def _campaign(store, spec):
 
 
 def plan(spec_path: Path, skip_smoke: bool) -> None:
-    from rankwright.agent.planning import make_plan, plan_document, preflight
+    from rankwright.agent.planning import first_round_check, make_plan, plan_document, preflight
     from rankwright.store import open_store
 
     spec, target = _load(spec_path)  # every user error is raised before the store is opened
@@ -60,6 +60,7 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
         for note in notes:
             console.print(f"[dim]{note}[/]", highlight=False)
     experiments = make_plan(spec, target, ranking)
+    items.append(first_round_check(spec, experiments))
     document = plan_document(spec, items, experiments, target)
     campaign = _campaign(store, spec)
     if ranking is not None:
