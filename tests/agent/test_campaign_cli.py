@@ -165,3 +165,19 @@ def test_plan_warns_when_the_first_round_eats_the_later_phases_share(workdir):
     assert warned["ok"] and warned["warning"] and "the confirmation may not fit" in warned["detail"]
     assert "top_k" in warned["fix"]
     assert fine["ok"] and not fine["warning"] and "validation's share is 50%" in fine["detail"]
+
+
+def test_the_first_round_takes_only_the_hypotheses_that_fit_validations_share(workdir):
+    from rankwright.agent.spec import load_campaign
+
+    spec_path = _write(workdir / "c.yaml", SPEC | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False}})
+    spec, target = load_campaign(spec_path)
+    one = target.predict_hours({}, parallel=spec.max_parallel)
+    # room for the baseline's 2 seeds, the spec's change and about one hypothesis: 7 runs' worth
+    amount = 7 * one / (spec.strategy.phases.validation * spec.budget.pause_threshold)
+    spec_path.write_text(yaml.safe_dump(yaml.safe_load(spec_path.read_text()) | {"budget": {"amount": amount}}))
+    planned = runner.invoke(app, ["plan", str(spec_path), "--skip-smoke"])
+    assert "first round: 1 of the top 4 hypotheses fit validation's 50% share" in " ".join(planned.output.split())
+    document = open_store().latest_plan(open_store().campaign("t1").id)[1]
+    arms = {e["name"] for e in document["experiments"]}
+    assert len(arms - {"baseline", "wider"}) == 1

@@ -151,10 +151,13 @@ class PlannedExperiment:
 PROJECTED_PROMOTED = 2
 
 
-def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[PlannedExperiment]:
-    """The first round of validation: the baseline with seeds at low fidelity, each change
-    of the spec, then the top `spec.hypotheses.top_k` of the engine's `ranking` (those not
-    already listed), each with `spec.hypotheses.seeds` seeds shared with the baseline.
+def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None,
+              notes: list[str] | None = None) -> list[PlannedExperiment]:
+    """The first round of validation: the baseline with seeds at the validation fidelity,
+    each change of the spec, then the top `spec.hypotheses.top_k` of the engine's `ranking`
+    (those not already listed), each with `spec.hypotheses.seeds` seeds shared with the
+    baseline, as many as fit validation's share of the budget (at least one), like every
+    later round; `notes` gets a line saying how many were left for later when some were.
     Later rounds and phases are decided by the agent inside the approved strategy."""
     from rankwright.agent.naming import arm_name
     from rankwright.agent.spec import low_fidelity
@@ -180,8 +183,19 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None) -> list[P
         allowed = spec.strategy.techniques
         chosen = [h for h in ranking.hypotheses if h.name not in taken and h.changes not in listed
                   and (allowed is None or h.technique is None or h.technique in allowed)]
-        for h in chosen[: spec.hypotheses.top_k]:
-            plan += runs(h.name, dict(h.changes), seeds, technique=h.technique, source=h.source, reason=h.reason)
+        share = spec.strategy.phases.validation * spec.budget.amount * spec.budget.pause_threshold
+        wanted = chosen[: spec.hypotheses.top_k]
+        fitted = 0
+        for h in wanted:
+            entries = runs(h.name, dict(h.changes), seeds, technique=h.technique, source=h.source, reason=h.reason)
+            if fitted and sum(p.predicted_hours for p in plan + entries) > share:
+                break
+            plan += entries
+            fitted += 1
+        if fitted < len(wanted) and notes is not None:
+            notes.append(f"first round: {fitted} of the top {len(wanted)} hypotheses fit validation's "
+                         f"{spec.strategy.phases.validation:.0%} share of the budget; the others wait for a later "
+                         "round, or for a larger budget")
     return plan
 
 

@@ -59,7 +59,10 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
         ranking, notes = ResearchAgent(use_llm=spec.hypotheses.use_llm).rank(spec, target, store, _root(spec))
         for note in notes:
             console.print(f"[dim]{note}[/]", highlight=False)
-    experiments = make_plan(spec, target, ranking)
+    planned_notes: list[str] = []
+    experiments = make_plan(spec, target, ranking, planned_notes)
+    for note in planned_notes:
+        console.print(note, highlight=False)
     items.append(first_round_check(spec, experiments))
     document = plan_document(spec, items, experiments, target)
     campaign = _campaign(store, spec)
