@@ -300,3 +300,12 @@ def test_render_markdown_without_a_file(written):
     md = render_markdown(written[0])
     assert md.startswith("# Proposal: dcnv2-synthetic-nov\n")
     assert "proposal.yaml is at" not in md
+
+
+def test_a_run_on_real_data_has_no_bayes_limit_and_the_proposal_says_none():
+    from rankwright.report.build import _bayes_ne
+
+    # the trainer writes "bayes_test": null off synthetic data (Frappe): the report crashed on it
+    assert _bayes_ne({"metrics": {"test": {"ne": 0.4}, "bayes_test": None}}) is None
+    assert _bayes_ne({"metrics": {"bayes_test": {"ne": 0.8}}}) == 0.8
+    assert _bayes_ne(None) is None

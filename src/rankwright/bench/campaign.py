@@ -122,6 +122,6 @@ def read_outcome(path: Path, folder: Path) -> dict[str, Any]:
         "spent_s": proposal.spent * 3600.0, "runs": len(experiments),
         "best_valid": min(((e.metrics or {}).get("objective") for e in experiments
                            if (e.metrics or {}).get("objective") is not None), default=None),
-        "all_test_ne": [t for e in experiments if (t := ((e.metrics or {}).get("metrics") or {})
-                                                    .get("test", {}).get("ne")) is not None],
+        "all_test_ne": [t for e in experiments if (t := (((e.metrics or {}).get("metrics") or {})
+                                                     .get("test") or {}).get("ne")) is not None],
     }

@@ -22,6 +22,12 @@ from rankwright.store.records import ExperimentStatus
 TEST_METRICS = (("ne", True), ("auc", False), ("logloss", True), ("calibration_error", True))
 
 
+def _bayes_ne(metrics: dict[str, Any] | None) -> float | None:
+    """The Bayes-limit test NE a run reported: only synthetic data has one (else null)."""
+    value = ((((metrics or {}).get("metrics") or {}).get("bayes_test")) or {}).get("ne")
+    return None if value is None else float(value)
+
+
 def _test_metric(metrics: dict[str, Any] | None, name: str) -> float | None:
     test = ((metrics or {}).get("metrics") or {}).get("test") or {}
     if name == "calibration_error":
@@ -115,8 +121,7 @@ def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
                 diff, low, high = mean_ci([p - b for b, p in pairs])
                 metrics.append(MetricComparison("objective", True, sum(b for b, _ in pairs) / len(pairs),
                                                 sum(p for _, p in pairs) / len(pairs), diff, low, high, len(pairs)))
-        bayes_values = [((experiments[f"{spec.name}/{BASELINE}/seed{s}"].metrics or {}).get("metrics") or {})
-                        .get("bayes_test", {}).get("ne") for s in seeds]
+        bayes_values = [_bayes_ne(experiments[f"{spec.name}/{BASELINE}/seed{s}"].metrics) for s in seeds]
         bayes = bayes_values[0] if bayes_values and bayes_values[0] is not None else None
     ne = next((m for m in metrics if m.metric in ("ne", "objective")), None)
     if ne is not None:
