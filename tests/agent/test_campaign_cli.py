@@ -181,3 +181,21 @@ def test_the_first_round_takes_only_the_hypotheses_that_fit_validations_share(wo
     document = open_store().latest_plan(open_store().campaign("t1").id)[1]
     arms = {e["name"] for e in document["experiments"]}
     assert len(arms - {"baseline", "wider"}) == 1
+
+
+def test_wakes_keep_the_fidelity_the_plan_recorded(workdir, monkeypatch):
+    from rankwright.agent import spec as spec_module
+    from rankwright.agent.observe import observe
+    from rankwright.agent.spec import load_campaign
+
+    path = _write(workdir / "c.yaml", SPEC)
+    assert runner.invoke(app, ["plan", str(path), "--skip-smoke"]).exit_code == 1  # smoke skipped: not approvable
+    store = open_store()
+    campaign = store.campaign("t1")
+    document = store.latest_plan(campaign.id)[1]
+    assert document["strategy"]["low_fidelity"] == {}
+    monkeypatch.setattr(spec_module, "LOW_FIDELITY_MIN_SAVING", 0.0)  # the cost model would now say otherwise
+    spec, target = load_campaign(path)
+    assert spec_module.low_fidelity(spec, target) == {"data.train_fraction": 0.5}
+    state = observe(store, spec, target, workdir / ".rankwright", campaign.id, document, rank=False)
+    assert state.low == {} and "data.train_fraction" not in state.allowed_knobs

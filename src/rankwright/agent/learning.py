@@ -144,13 +144,13 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
 
     notes: list[str] = []
     campaign = store.campaign(spec.name)
-    from rankwright.agent.spec import low_fidelity
-
-    base_arm = "baseline@low" if low_fidelity(spec, target) else "baseline"
-    base_keys = [experiment_key(spec.name, base_arm, s) for s in range(1, spec.baseline_seeds + 1)]
+    # the validation baseline: at low fidelity when the approved plan validates there
+    seeds = range(1, spec.baseline_seeds + 1)
+    arms = {arm: [experiment_key(spec.name, arm, s) for s in seeds] for arm in ("baseline@low", "baseline")}
     finished = {} if campaign is None else {
-        e.idempotency_key: e for e in store.experiments_by_keys(campaign.id, base_keys)
+        e.idempotency_key: e for e in store.experiments_by_keys(campaign.id, [k for ks in arms.values() for k in ks])
         if e.status.value == "succeeded" and e.metrics}
+    base_keys = next((ks for ks in arms.values() if any(k in finished for k in ks)), arms["baseline"])
     base_rows = [finished[k] for k in base_keys if k in finished]
     baseline = [abs(float(e.metrics["objective"])) for e in base_rows]
     findings: list[Any] = []

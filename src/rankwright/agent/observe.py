@@ -33,14 +33,14 @@ def _runs(store: Any, campaign: str, campaign_id: int, sign: float) -> dict[str,
     return out
 
 
-def allowed_knobs(spec: CampaignSpec, target: Target) -> frozenset[str]:
+def allowed_knobs(spec: CampaignSpec, target: Target, low: Mapping[str, Any] | None = None) -> frozenset[str]:
     """Every knob the agent may set without asking: those of the allowed techniques, the
     spec's changes, the low fidelity, the exploitation space, and the seed."""
     from rankwright.agent.learning import model_family
     from rankwright.hypotheses.knowledge import load_knowledge_base
 
     paths = {k.path for k in target.knobs}
-    knobs = {SEED_KNOB, *low_fidelity(spec, target), *search_space(spec, target)}
+    knobs = {SEED_KNOB, *(low_fidelity(spec, target) if low is None else low), *search_space(spec, target)}
     for change in spec.changes:
         knobs |= set(change.set)
     for technique in load_knowledge_base().for_model(model_family(spec, target)):
@@ -67,9 +67,12 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
         key = f"{spec.name}/{p['name']}/seed{p['seed']}"
         if p["phase"] == "exploitation" and p.get("params") and key in runs:
             curves[key] = tuple(sign * v for v in target.read_curve(work_dir(root, key)))
+    # the fidelity the engineer approved with the plan (older plans: as the spec and target say)
+    approved = (plan.get("strategy") or {}).get("low_fidelity")
+    low = low_fidelity(spec, target) if approved is None else dict(approved)
     state = CampaignState(
-        name=spec.name, strategy=spec.strategy, low=low_fidelity(spec, target), space=space,
-        allowed_knobs=allowed_knobs(spec, target), plannable=spec.budget.amount * spec.budget.pause_threshold,
+        name=spec.name, strategy=spec.strategy, low=low, space=space,
+        allowed_knobs=allowed_knobs(spec, target, low), plannable=spec.budget.amount * spec.budget.pause_threshold,
         round_size=spec.hypotheses.top_k, validation_seeds=spec.hypotheses.seeds,
         max_parallel=spec.max_parallel,
         planned=tuple(planned), revisions=tuple(revisions), runs=runs, curves=curves,
