@@ -162,3 +162,14 @@ def test_results_name_the_commit_of_each_method_when_a_resume_mixed_them() -> No
     assert H._provenance(part) == " Outcomes by the commit that produced them: rankwright at b2; tpe at a1."
     part["outcomes"][1]["commit"] = "b2"
     assert H._provenance(part) == ""
+
+
+def test_a_method_that_used_more_than_its_budget_is_marked() -> None:
+    refs = {"wide-weak": H.Reference(1.0, 0.9, 0.7, 0.8, 5, 0)}
+    outcomes = [_outcome(m, 1, 0.88, 0.71, "wide-weak-small") for m in T.METHODS]  # each used 15 of 16
+    outcomes[0]["spent_s"] = 16.4  # rankwright: 2.5% over
+    part = {"seeds": [1], "settings_commit": "a", "commit": "b", "started": "s", "finished": "f", "wall_s": 60,
+            "cpus": 2, "summary": H.aggregate(outcomes, refs), "goals": []}
+    text = H.render({"sets": {"primary": part}})
+    assert "| 16.4! |" in text and "| 15.0 |" in text
+    assert "`!` a seed used more than its budget (by over 0.5%): rankwright on wide-weak-small (16.4 of 16)." in text

@@ -44,6 +44,9 @@ def _commit(root: Path, *paths: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
+OVERSPEND_SHOWN = 0.005  # used beyond the budget by more than this share is marked: nobody may overspend
+
+
 def _provenance(part: dict[str, Any]) -> str:
     """Which commit produced each method's outcomes, when a resumed run reused older ones."""
     by_method: dict[str, set[str]] = {}
@@ -151,6 +154,7 @@ def aggregate(outcomes: list[dict[str, Any]], refs: dict[str, Reference]) -> dic
         row["gain_auc"] = _summary([x["gain_auc"] for x in s])
         row["gap"] = _summary([x["gap"] for x in s])
         row["used_max"] = max(x["used"] for x in s)
+        row["units"] = max(x["units"] for x in s)
         row["wall_s"] = sum(x["wall_s"] for x in s) / len(s)
         row["runs"] = sum(x["runs"] for x in s)
         row["reused"] = sum(x["reused"] for x in s)
@@ -244,9 +248,15 @@ def render(document: dict[str, Any]) -> str:
             last = r["cell"]
             if cell:
                 lines.append(f"| **{cell}** | | | | | | |")
+            over = "!" if r["used_max"] > r.get("units", float("inf")) * (1 + OVERSPEND_SHOWN) else ""
             lines.append(f"| {r['method']} | {_fmt_ci(r['gain_ne'])} | {r['gain_auc']['mean'] * 100:+.2f} | "
-                         f"{r['gap']['mean'] * 100:.2f} | {r['used_max']:.1f} | {r['wall_s'] / 60:.1f}m | "
+                         f"{r['gap']['mean'] * 100:.2f} | {r['used_max']:.1f}{over} | {r['wall_s'] / 60:.1f}m | "
                          f"{r['reused']}/{r['runs']} |")
+        over = [f"{r['method']} on {r['cell']} ({r['used_max']:.1f} of {r['units']:g})" for r in s["rows"]
+                if r["used_max"] > r.get("units", float("inf")) * (1 + OVERSPEND_SHOWN)]
+        if over:
+            lines += ["", f"`!` a seed used more than its budget (by over {OVERSPEND_SHOWN:.1%}): "
+                      + "; ".join(over) + "."]
         lines += ["", "Rankwright's ratios per cell, `gain x / gap x` against each peer (gain: higher is "
                   "better for Rankwright, - where a side's gain is not positive; gap: lower is better):", "",
                   "| cell | vs TPE | vs TPE-few | vs random |", "|---|---|---|---|"]
