@@ -42,6 +42,13 @@ LIGHT = {
         "assert builtin_target('dnn', {'data': data}).data_shape(1000.0)[:2] == (80.0, 2)\n"
         "assert builtin_target('dcnv2').data_shape()[1] > 0\n"
     ),
+    "loading a campaign spec, as every wake does": (
+        "import pathlib, tempfile\n"
+        "from rankwright.agent.spec import load_campaign\n"
+        "path = pathlib.Path(tempfile.mkdtemp()) / 'c.yaml'\n"
+        "path.write_text('name: c\\nbudget: {amount: 1.0}\\n')\n"
+        "load_campaign(path)\n"
+    ),
 }
 
 

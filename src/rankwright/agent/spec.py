@@ -169,7 +169,10 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
         except TargetError as exc:
             raise SpecError(f"{path}: changes[{i}] ({change.name}): {exc}") from None
     try:
-        target.validate_changes(low_fidelity(spec, target))
+        # the knobs only: whether the cost model makes it worth using is the plan's question
+        # (answering it here would build the model, and a wake must not import torch)
+        target.validate_changes(dict(spec.strategy.low_fidelity) if spec.strategy.low_fidelity is not None
+                                else target.low_fidelity())
     except TargetError as exc:
         raise SpecError(f"{path}: strategy.low_fidelity: {exc}") from None
     for knob, bounds in (spec.strategy.search_space or {}).items():
