@@ -104,7 +104,7 @@ def read_outcome(path: Path, folder: Path) -> dict[str, Any]:
     """What the campaign proposes and at what cost, from its store."""
     with _inside(folder):
         from rankwright.agent.spec import load_campaign
-        from rankwright.report.build import build_proposal
+        from rankwright.report.build import build_proposal, run_metric
         from rankwright.store import open_store
 
         spec, target = load_campaign(path)
@@ -122,6 +122,5 @@ def read_outcome(path: Path, folder: Path) -> dict[str, Any]:
         "spent_s": proposal.spent * 3600.0, "runs": len(experiments),
         "best_valid": min(((e.metrics or {}).get("objective") for e in experiments
                            if (e.metrics or {}).get("objective") is not None), default=None),
-        "all_test_ne": [t for e in experiments if (t := (((e.metrics or {}).get("metrics") or {})
-                                                     .get("test") or {}).get("ne")) is not None],
+        "all_test_ne": [t for e in experiments if (t := run_metric(e.metrics, "test", "ne")) is not None],
     }

@@ -47,6 +47,10 @@ def _commit(root: Path, *paths: str) -> str:
 OVERSPEND_SHOWN = 0.005  # used beyond the budget by more than this share is marked: nobody may overspend
 
 
+def _overspent(row: dict[str, Any]) -> bool:
+    return row["used_max"] > row.get("units", float("inf")) * (1 + OVERSPEND_SHOWN)
+
+
 def _provenance(part: dict[str, Any]) -> str:
     """Which commit produced each method's outcomes, when a resumed run reused older ones."""
     by_method: dict[str, set[str]] = {}
@@ -248,12 +252,12 @@ def render(document: dict[str, Any]) -> str:
             last = r["cell"]
             if cell:
                 lines.append(f"| **{cell}** | | | | | | |")
-            over = "!" if r["used_max"] > r.get("units", float("inf")) * (1 + OVERSPEND_SHOWN) else ""
+            over = "!" if _overspent(r) else ""
             lines.append(f"| {r['method']} | {_fmt_ci(r['gain_ne'])} | {r['gain_auc']['mean'] * 100:+.2f} | "
                          f"{r['gap']['mean'] * 100:.2f} | {r['used_max']:.1f}{over} | {r['wall_s'] / 60:.1f}m | "
                          f"{r['reused']}/{r['runs']} |")
         over = [f"{r['method']} on {r['cell']} ({r['used_max']:.1f} of {r['units']:g})" for r in s["rows"]
-                if r["used_max"] > r.get("units", float("inf")) * (1 + OVERSPEND_SHOWN)]
+                if _overspent(r)]
         if over:
             lines += ["", f"`!` a seed used more than its budget (by over {OVERSPEND_SHOWN:.1%}): "
                       + "; ".join(over) + "."]

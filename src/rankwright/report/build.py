@@ -22,19 +22,23 @@ from rankwright.store.records import ExperimentStatus
 TEST_METRICS = (("ne", True), ("auc", False), ("logloss", True), ("calibration_error", True))
 
 
-def _bayes_ne(metrics: dict[str, Any] | None) -> float | None:
-    """The Bayes-limit test NE a run reported: only synthetic data has one (else null)."""
-    value = ((((metrics or {}).get("metrics") or {}).get("bayes_test")) or {}).get("ne")
+def run_metric(metrics: dict[str, Any] | None, split: str, name: str) -> float | None:
+    """One number of a run's stored result (`metrics[split][name]`), None wherever any level
+    is missing or null (the trainer writes `bayes_test: null` off synthetic data)."""
+    value = ((((metrics or {}).get("metrics") or {}).get(split)) or {}).get(name)
     return None if value is None else float(value)
+
+
+def _bayes_ne(metrics: dict[str, Any] | None) -> float | None:
+    """The Bayes-limit test NE a run reported: only synthetic data has one."""
+    return run_metric(metrics, "bayes_test", "ne")
 
 
 def _test_metric(metrics: dict[str, Any] | None, name: str) -> float | None:
-    test = ((metrics or {}).get("metrics") or {}).get("test") or {}
     if name == "calibration_error":
-        value = test.get("calibration")
-        return None if value is None else abs(float(value) - 1.0)
-    value = test.get(name)
-    return None if value is None else float(value)
+        value = run_metric(metrics, "test", "calibration")
+        return None if value is None else abs(value - 1.0)
+    return run_metric(metrics, "test", name)
 
 
 def _winner(state: CampaignState) -> str | None:
