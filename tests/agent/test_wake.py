@@ -75,6 +75,11 @@ def test_run_goes_through_the_phases_and_runs_every_decided_experiment_once(appr
     assert seeds["w1/baseline/seed1"] != seeds["w1/baseline/seed2"]  # repeats really use their seed
     assert sum(e.actual_cost for e in experiments) > 0
     assert [e.kind for e in store.events(campaign.id)][-1] == "finish"
+    from pathlib import Path
+
+    root = Path(".rankwright")  # the runs share one processed-data cache, not a copy each
+    assert len(list((root / "cache").glob("data-*.pt"))) == 1
+    assert not list((root / "experiments").glob("*/.rankwright/cache/*"))
     again = runner.invoke(app, ["wake", str(approved)])  # waking a finished campaign changes nothing
     assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == len(experiments)
     # what a wake does (observe, learn, decide, render the next config) never needs torch

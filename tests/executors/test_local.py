@@ -127,6 +127,43 @@ def test_missing_program_is_failed(ex: Executor, tmp_path: Path) -> None:
     assert "cannot start" in ex.logs(handle)
 
 
+def test_a_delayed_start_holds_the_run_back_and_a_cancel_ends_the_wait(ex: Executor, tmp_path: Path) -> None:
+    """A retry's back-off: the run is in flight (running) while its start is held back."""
+    started = time.time()
+    handle = ex.submit("exp-delay", py("import time; open('t', 'w').write(str(time.time()))", tmp_path / "d",
+                                       delay_s=1.5))
+    assert not ex.status(handle).status.is_terminal
+    assert wait_terminal(ex, handle).status is RunStatus.SUCCEEDED
+    assert float((tmp_path / "d" / "t").read_text()) - started >= 1.5
+    waiting = ex.submit("exp-delay-cancel", py("open('ran', 'w')", tmp_path / "c", delay_s=30))
+    time.sleep(0.3)
+    ex.cancel(waiting)
+    assert wait_terminal(ex, waiting, timeout=10).status is RunStatus.CANCELLED
+    assert not (tmp_path / "c" / "ran").exists()
+
+
+def test_a_failing_on_exit_is_tried_again_with_back_off(backend: LocalBackend, tmp_path: Path) -> None:
+    """The wake a run's end starts may fail for a while (store locked or down); its end
+    must not be lost to that. A user's mistake (exit 2) is not retried."""
+    ex = backend.make(on_exit_retry_s=[0.2, 0.2, 0.2])
+    counter = tmp_path / "tries"
+    flaky = (f"import pathlib, sys; p = pathlib.Path({str(counter)!r}); n = len(p.read_text()) if p.exists() else 0; "
+             "p.write_text('x' * (n + 1)); sys.exit(0 if n >= 2 else 1)")
+    handle = ex.submit("exp-on-exit", py("pass", tmp_path / "r", on_exit=(PY, "-c", flaky)))
+    wait_terminal(ex, handle)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (not counter.exists() or len(counter.read_text()) < 3):
+        time.sleep(0.1)
+    assert len(counter.read_text()) == 3  # failed twice, worked the third time
+    mistaken = tmp_path / "mistaken"
+    handle = ex.submit("exp-on-exit-2", py("pass", tmp_path / "s", on_exit=(
+        PY, "-c", f"import pathlib, sys; p = pathlib.Path({str(mistaken)!r}); "
+                  "p.write_text(p.read_text() + 'x' if p.exists() else 'x'); sys.exit(2)")))
+    wait_terminal(ex, handle)
+    time.sleep(1.0)
+    assert mistaken.read_text() == "x"
+
+
 def test_same_key_twice_starts_one_run(backend: LocalBackend, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     spec = py(f"open({str(ledger)!r}, 'a').write('ran\\n')", tmp_path)

@@ -44,7 +44,8 @@ class LedgerEntry:
     """One experiment as the ledger sees it."""
 
     reserved: float
-    actual: float | None  # None while the run has not ended
+    actual: float | None  # None while the run has not ended (then with its earlier attempts' cost)
+    prior: float = 0.0  # measured cost of earlier, failed attempts of a run still in flight
 
     @property
     def settled(self) -> bool:
@@ -70,6 +71,7 @@ def ledger(entries: Iterable[LedgerEntry]) -> Ledger:
         if entry.settled:
             spent += entry.actual  # type: ignore[operator]
         else:
+            spent += entry.prior
             reserved += entry.reserved
     return Ledger(spent=spent, reserved=reserved)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rankwright.agent.naming import BASELINE, base_name
 from rankwright.agent.phases import POLICIES, Done, PhasePolicy
 from rankwright.agent.state import PHASES, CampaignState
 
@@ -44,6 +45,10 @@ def outside_guardrails(state: CampaignState, phase: str, experiments: tuple[dict
 def decide(state: CampaignState, policies: dict[str, PhasePolicy] = POLICIES) -> Decision:
     if not state.all_ended:
         return Decision("wait", state.phase, "runs of the current revision are still in flight")
+    for arm in state.arms():
+        if base_name(arm) == BASELINE and state.complete(arm) and not state.values(arm):
+            return Decision("pause", state.phase, f"every run of {arm} failed, so nothing can be compared: "
+                            "`rankwright status` shows why; fix the cause, then stop this campaign and plan again")
     ended: list[str] = []
     for phase in PHASES[PHASES.index(state.phase):]:
         outcome = policies[phase].next(state)

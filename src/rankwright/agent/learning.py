@@ -80,7 +80,9 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
         low = is_low(arm)
         base_arm = BASELINE + ("@low" if low else "")
         base = state.values(base_arm)
-        if not values or len(base) < 2 or not state.complete(base_arm) or not set(values) <= set(base):
+        # paired on the seeds both arms measured: a lost seed on either side costs that pair only
+        values = {s: v for s, v in values.items() if s in base}
+        if not values or len(base) < 2 or not state.complete(base_arm):
             continue
         if low not in contexts:
             rows = [state.runs[f"{spec.name}/{base_arm}/seed{s}"] for s in sorted(base)]

@@ -135,6 +135,7 @@ class CampaignSpec(_Frozen):
     changes: tuple[Change, ...] = ()
     hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
     strategy: Strategy = Field(default_factory=Strategy)
+    runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -163,6 +164,15 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
             target = load_target(target_path if target_path.is_absolute() else path.parent / target_path)
     except TargetError as exc:
         raise SpecError(f"{path}: target: {exc}") from None
+    if spec.runbook is not None:
+        from rankwright.agent.runbook import RunbookError, load_runbook
+
+        runbook_path = Path(spec.runbook) if Path(spec.runbook).is_absolute() else path.parent / spec.runbook
+        try:
+            load_runbook(runbook_path)
+        except RunbookError as exc:
+            raise SpecError(f"{path}: runbook: {exc}") from None
+        spec = spec.model_copy(update={"runbook": str(runbook_path.resolve())})
     for i, change in enumerate(spec.changes):
         try:
             target.validate_changes(change.set)

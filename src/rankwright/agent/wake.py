@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
+from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt
+from rankwright.agent.runbook import load_runbook
 from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
 from rankwright.agent.spec import CampaignSpec
 from rankwright.agent.states import CampaignStatus, move, parse_status
@@ -30,10 +32,6 @@ from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thr
 from rankwright.store import Store
 from rankwright.store.records import ExperimentStatus
 from rankwright.targets import Target
-
-_TERMINAL = {RunStatus.SUCCEEDED: ExperimentStatus.SUCCEEDED, RunStatus.FAILED: ExperimentStatus.FAILED,
-             RunStatus.CANCELLED: ExperimentStatus.CANCELLED, RunStatus.LOST: ExperimentStatus.FAILED}
-
 
 @dataclass
 class WakeReport:
@@ -81,6 +79,23 @@ def cancel_in_flight(store: Store, executor: Executor, campaign_id: int) -> int:
     return count
 
 
+def _breaker(store: Store, campaign_id: int, runbook: Any) -> str | None:
+    """Why the failure-rate breaker trips now, or None: too many of the attempts collected
+    since the last approval or resume failed (the infrastructure is likely down)."""
+    from rankwright.agent.triage import breaker_trips
+
+    window, failures = runbook.breaker.window, runbook.breaker.failures
+    outcomes = []
+    for event in store.latest_events(campaign_id, ("collect", "approve", "resume"), window):
+        if event.kind != "collect":
+            break
+        outcomes.append(not event.data.get("ok", True))
+    if not breaker_trips(outcomes, window, failures):
+        return None
+    return (f"{sum(outcomes)} of the last {len(outcomes)} runs failed (breaker: {failures} of {window}); "
+            "the infrastructure may be down. Fix it, then `rankwright resume` goes on")
+
+
 def _set_status(store: Store, campaign: Any, new: CampaignStatus) -> None:
     store.set_campaign_status(campaign.id, move(campaign.status, new, by="agent").value)
 
@@ -101,49 +116,65 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     planned = planned_experiments(plan, revisions)
     by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in planned}
 
-    def render(key: str) -> tuple[tuple[str, ...], dict]:
+    def render(key: str, remedy: dict | None = None) -> tuple[tuple[str, ...], dict]:
         entry = by_key[key]
         changes = dict(entry["changes"])
         if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
             changes.setdefault(SEED_KNOB, entry["seed"])
+        changes.update(remedy or {})  # a runbook retry's remedied knobs
         command, config = target.render(changes, work_dir(root, key))
         return tuple(command), config
 
-    def send(key: str) -> str | None:
-        """Submit one planned experiment (idempotent per key); None when the executor is full."""
-        command, config = render(key)
+    def send(key: str, attempt: int = 1, failure: dict | None = None) -> str | None:
+        """Submit one attempt of a planned experiment (idempotent per attempt); None when the
+        executor is full."""
+        failure = failure or {}
+        command, config = render(key, failure.get("changes"))
+        run_key = attempt_key(key, attempt)
+        if attempt > 1 and executor.find(run_key) is None:
+            prepare_attempt(work_dir(root, key), attempt, failure.get("action"))
         target.write_config(work_dir(root, key), config)
         try:
-            return executor.submit(key, RunSpec(command=command, run_dir=work_dir(root, key), on_exit=on_exit,
-                                                env=threads))
+            return executor.submit(run_key, RunSpec(command=command, run_dir=work_dir(root, key), on_exit=on_exit,
+                                                    env=threads, delay_s=float(failure.get("backoff_s") or 0.0)))
         except ExecutorFull:
             return None
 
-    threads = thread_env(spec.max_parallel)
+    # the runs' share of the cores, and one processed-data cache for all of a campaign's runs
+    threads = {**thread_env(spec.max_parallel), "RANKWRIGHT_CACHE_DIR": str(root / "cache")}
+    runbook = load_runbook(spec.runbook)
+    policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
+    may_retry = parse_status(campaign.status) in (CampaignStatus.APPROVED, CampaignStatus.PAUSED)  # queued, not sent
 
-    # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here)
+    # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here);
+    # each run is collected on its own, and what a bad run left behind becomes a triaged failure
     running = []
     for e in store.unfinished(campaign.id):
-        handle = e.executor_handle or executor.find(e.idempotency_key)
+        key = e.idempotency_key
+        handle = e.executor_handle or executor.find(attempt_key(key, e.attempt))
         if handle is None:
             continue  # an intent the executor never saw: submitted below
         if e.executor_handle is None:
             store.mark_submitted(e.id, handle)
         info = executor.status(handle)
-        if info.status is RunStatus.PENDING and e.idempotency_key in by_key:
-            send(e.idempotency_key)  # claimed but never launched (its submitter died): launch it
+        phase = by_key.get(key, {}).get("phase", "")
+        if info.status is RunStatus.PENDING and key in by_key:
+            send(key, e.attempt, e.failure)  # claimed but never launched (its submitter died): launch it
             continue
         if not info.status.is_terminal:
+            hung = None if (e.failure or {}).get("pending") else is_hung(target, work_dir(root, key), info)
+            if hung:  # the next wake collects it as cancelled for a hang, and the runbook decides
+                store.note_failure(e.id, {**(e.failure or {}), "pending": "hang", "evidence": hung})
+                executor.cancel(handle)
+                store.append_event(campaign.id, "triage", f"{key}: hung, cancelled: {hung}", phase=phase)
             running.append((e, handle))
             continue
-        result = target.read_result(work_dir(root, e.idempotency_key)) if info.status is RunStatus.SUCCEEDED else None
-        status = _TERMINAL[info.status] if info.status is not RunStatus.SUCCEEDED or result else ExperimentStatus.FAILED
-        cost = (info.cpu_seconds or 0.0) / 3600.0
-        store.mark_finished(e.id, status, cost, result)
-        store.append_event(campaign.id, "collect", f"{e.idempotency_key}: {status.value}"
-                           + (f", objective {result['objective']:.5g}" if result else ""), cost=cost,
-                           phase=by_key.get(e.idempotency_key, {}).get("phase", ""))
-        report.collected.append(e.idempotency_key)
+        done = collect_ended(store, executor, target, root, runbook, e, handle, info, campaign_id=campaign.id,
+                             phase=phase, policy=policy, may_retry=may_retry,
+                             threads=float(threads["OMP_NUM_THREADS"]))
+        store.append_event(campaign.id, "collect", done.message, cost=done.cost, phase=phase, ok=done.ok,
+                           status=done.status.value if done.status else "retry")
+        report.collected.append(done.message)
     _crash_point("after_collect")
 
     # observe 3. prune exploitation trials that the median pruner rejects
@@ -170,8 +201,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         learn(store, spec, target, observed)
 
     # observe 5. budget
-    policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
-    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in existing.values())
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in existing.values())
     action, why = check_thresholds(policy, current)
     campaign = store.campaign(spec.name)
     status = parse_status(campaign.status)
@@ -183,6 +213,12 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     if action is not BudgetAction.CONTINUE and not status.is_terminal:
         store.append_event(campaign.id, "budget", why)
         report.state, report.reasons = ("halted" if action is BudgetAction.HALT else "paused"), [why]
+        return report
+    tripped = _breaker(store, campaign.id, runbook) if report.collected and status is CampaignStatus.APPROVED else None
+    if tripped:
+        store.append_event(campaign.id, "guardrail", tripped)
+        _set_status(store, campaign, CampaignStatus.PAUSED)
+        report.state, report.reasons = "paused", [tripped]
         return report
     if not status.may_submit:
         report.state = status.value
@@ -242,7 +278,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                                            seed=entry["seed"], reserved_cost=entry["predicted_hours"],
                                            fidelity=fidelity_share(entry["changes"]))
         _crash_point("after_intent")
-        handle = send(key)
+        attempt = known.attempt if known is not None else 1
+        failure = store.experiments_by_keys(campaign.id, [key])[0].failure if attempt > 1 else None
+        handle = send(key, attempt, failure)
         if handle is None:
             break
         _crash_point("after_submit")

@@ -44,7 +44,9 @@ class Runner:
         self.target = target
         self.folder = Path(folder)
         self.executor = LocalExecutor(self.folder, max_parallel)
-        self.env = thread_env(max_parallel)
+        # one processed-data cache per work folder, as a campaign's runs share theirs: every
+        # method's runs are charged the same way
+        self.env = {**thread_env(max_parallel), "RANKWRIGHT_CACHE_DIR": str(self.folder / "cache")}
         self.reused_at_start = {path.parent.name for path in self.folder.glob("*/exit.json")}
 
     def run_dir(self, key: str) -> Path:

@@ -206,12 +206,14 @@ def status(spec_path: Path) -> None:
     if campaign is None:
         raise SpecError(f"campaign {spec.name!r} is not in the store: run `rankwright plan {spec_path}` first")
     experiments = store.experiments(campaign.id)
-    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in experiments)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     revisions = store.revisions(campaign.id)
     phase = revisions[-1].phase if revisions else "validation"
-    console.print(f"campaign {spec.name}: {campaign.status}, phase {phase}, {len(experiments)} experiments, "
-                  f"{len(revisions)} re-plans", highlight=False)
+    flying = sum(1 for e in experiments if not e.status.is_terminal)
+    state = "running" if campaign.status == "approved" and flying else campaign.status
+    console.print(f"campaign {spec.name}: {state}, phase {phase}, {len(experiments)} experiments "
+                  f"({flying} in flight), {len(revisions)} re-plans", highlight=False)
     console.print(f"budget ({spec.budget.unit}): spent {current.spent:.4g}, reserved {current.reserved:.4g}, "
                   f"left {current.left(policy):.4g} of {policy.approved:g}", highlight=False)
     latest = store.latest_plan(campaign.id)
@@ -235,6 +237,7 @@ def status(spec_path: Path) -> None:
             console.print(f"the first round's {len(measured)} measured runs cost x{ratio:.2f} their estimate: "
                           f"the whole campaign is now projected at {ratio * sum(estimates.values()):.3g} "
                           f"{spec.budget.unit}", highlight=False)
+    _show_failures(experiments, spec.budget.unit)
     for r in revisions[-3:]:
         console.print(f"  revision {r.number} ({r.phase}, {r.body.get('step', '')}): {r.reason}", highlight=False)
     for event in store.events(campaign.id)[-5:]:
@@ -243,6 +246,32 @@ def status(spec_path: Path) -> None:
         console.print(f"next: rankwright report {spec_path}")
     elif campaign.status == "paused":
         console.print(f"next: read the last event, then rankwright resume {spec_path} (or stop)")
+
+
+def _show_failures(experiments: list, unit: str) -> None:
+    """What the runbook found and did: one row per experiment that failed at least once,
+    the compute the failures cost, and what waits for a person (with its log excerpt)."""
+    failed = [e for e in experiments if e.failure]
+    if not failed:
+        return
+    table = Table(title="failures (the runbook's triage)")
+    for column in ("experiment", "kind", "tries", "outcome"):
+        table.add_column(column, overflow="fold")
+    for e in failed:
+        outcome = (f"ended {e.failure.get('ended_as', 'failed')}" if e.status.value == "failed"
+                   else "remedied" if e.status.value == "succeeded"
+                   else f"{e.failure.get('action', 'retry')} queued" if e.failure.get("history") else "cancelling")
+        table.add_row(e.idempotency_key, e.failure.get("kind", "?"), str(e.attempt), outcome)
+    console.print(table)
+    lost = sum(h.get("cost", 0.0) for e in failed for h in e.failure.get("history", ()))
+    console.print(f"compute used by failed attempts: {lost:.4g} {unit} (charged to the budget)", highlight=False)
+    for e in failed:
+        if e.failure.get("ended_as") == "quarantined":
+            excerpt = (e.failure.get("excerpt") or "").strip().splitlines()[-3:]
+            console.print(f"[yellow]needs a person:[/] {e.idempotency_key}: {e.failure.get('evidence', '')}",
+                          highlight=False)
+            for line in excerpt:
+                console.print(f"    {line}", highlight=False)
 
 
 def report(spec_path: Path, out: Path | None) -> Path:
@@ -291,8 +320,31 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
     with open(root / f".wake-{spec.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         executor = LocalExecutor(root / "runs", max_parallel=spec.max_parallel)
-        return wake(open_store(), executor, spec, target, root,
-                    on_exit=wake_command(spec_path) if detach else None)
+        store = open_store()
+        try:
+            return wake(store, executor, spec, target, root, on_exit=wake_command(spec_path) if detach else None)
+        except transient_errors():
+            raise
+        except Exception as exc:  # a bug of ours: kept as an event, so `status` shows it, then raised
+            from rankwright.agent.spec import SpecError
+            from rankwright.targets import TargetError
+
+            if not isinstance(exc, (SpecError, TargetError)):
+                _record_crash(store, spec.name, exc)
+            raise
+
+
+def _record_crash(store, name: str, exc: BaseException) -> None:
+    import traceback
+
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    try:
+        campaign = store.campaign(name)
+        if campaign is not None:
+            store.append_event(campaign.id, "agent-error", f"the wake failed{at}: {type(exc).__name__}: {exc}"[:2000])
+    except Exception:  # noqa: BLE001 - the store may be what failed; the traceback still reaches the user
+        pass
 
 
 def wake_step(spec_path: Path, detach: bool = True) -> None:
@@ -325,9 +377,9 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
     said = ""
     with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
         while True:
-            report = _wake_once(spec_path, detach=False, loaded=loaded)
-            for key in report.collected:
-                console.print(f"collected {key}", highlight=False)
+            report = _wake_retrying(spec_path, loaded)
+            for line in report.collected:
+                console.print(f"collected {line}", highlight=False)
             for line in report.decisions:
                 console.print(f"[bold]{line}[/]", highlight=False)
             for key in report.submitted:
@@ -345,6 +397,56 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
             except KeyboardInterrupt:
                 console.print("left the campaign hibernating; `rankwright run` or `wake` picks it up again")
                 raise typer.Exit(code=130) from None
+
+
+TRANSIENT_PATIENCE_S = 600.0  # a staying-up `run` waits this long for the store or the disk to come back
+
+
+class CampaignIOError(RuntimeError):
+    """The store or the disk kept failing for longer than a staying-up `run` waits."""
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from rankwright.store import StoreUnavailable
+
+    return (StoreUnavailable, OperationalError, InterfaceError, OSError, CampaignIOError)
+
+
+def describe_fault(exc: BaseException) -> str:
+    """An environment failure in words: what failed, and where when a path is known."""
+    if isinstance(exc, CampaignIOError):
+        return str(exc)
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        return (f"{exc.filename}: {exc.strerror or exc} (check that the folder exists and is writable); "
+                "nothing stored was lost, run the command again once it is fixed")
+    return f"{_short(exc)}; nothing stored was lost, run the command again once the store is reachable"
+
+
+def _wake_retrying(spec_path: Path, loaded):
+    """One wake of a staying-up `run`; a transient fault (the store unreachable or locked,
+    a file system error) is retried with back-off for up to `TRANSIENT_PATIENCE_S`, then
+    reported in words. A wake is idempotent, so trying again is always safe."""
+    import time
+
+    delay, deadline = 1.0, time.monotonic() + TRANSIENT_PATIENCE_S
+    while True:
+        try:
+            return _wake_once(spec_path, detach=False, loaded=loaded)
+        except transient_errors()[:4] as exc:
+            why = _short(exc)
+            if time.monotonic() + delay > deadline:
+                raise CampaignIOError(f"the wake kept failing for {TRANSIENT_PATIENCE_S:.0f} s: {why}. Nothing "
+                                      f"was lost: fix it, then `rankwright run {spec_path}` goes on") from None
+            console.print(f"[yellow]wake failed ({why}); trying again in {delay:.0f} s[/]", highlight=False)
+            time.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
 
 
 _MOVES = {"pause": "paused", "resume": "approved", "stop": "stopped"}  # command -> new status

@@ -27,6 +27,21 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def fail_environment(exc: BaseException) -> None:
+    """The machine, not the user: the store unreachable, a folder not writable. Say which,
+    exit 1, no traceback; nothing stored was changed by the failed step."""
+    from rankwright.cli.campaign import describe_fault
+
+    errors.print(f"[bold red]error:[/] {describe_fault(exc)}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _environment_errors():
+    from rankwright.cli.campaign import transient_errors
+
+    return transient_errors()
+
+
 def _user_errors():
     from rankwright.agent.spec import SpecError
     from rankwright.ranking.errors import ConfigError, DataError  # light: no PyTorch
@@ -43,7 +58,8 @@ def train(
     config: Optional[Path] = typer.Argument(None, help="run config YAML (default: the built-in synthetic DNN run)"),
     set_: List[str] = typer.Option([], "--set", "-s", help="override a key, e.g. --set model.embedding_dim=16"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run folder (default .rankwright/runs/<time>-<model>)"),
-    cache_dir: Path = typer.Option(Path(".rankwright/cache"), "--cache-dir", help="processed-data cache"),
+    cache_dir: Path = typer.Option(Path(".rankwright/cache"), "--cache-dir", envvar="RANKWRIGHT_CACHE_DIR",
+                                   help="processed-data cache (a campaign's runs share the campaign's)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the result JSON"),
 ) -> None:
     """Train and evaluate one model; resumes when RUN_DIR holds a checkpoint of the same config."""
@@ -238,6 +254,8 @@ def wake(
         commands.wake_step(campaign)
     except user_errors as exc:
         fail(str(exc))
+    except _environment_errors() as exc:
+        fail_environment(exc)
 
 
 @app.command()
@@ -258,6 +276,8 @@ def run(
         commands.run(campaign, detach, interval, watch)
     except user_errors as exc:
         fail(str(exc))
+    except _environment_errors() as exc:
+        fail_environment(exc)
 
 
 @app.command()

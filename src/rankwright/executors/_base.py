@@ -32,6 +32,8 @@ class RunSpec:
     the executor's environment plus ``env``. ``gpus`` is how many GPUs the run wants
     (0: CPU). ``on_exit``, when given, is a command run after the run ended and its result
     is recorded (the agent uses ``rankwright wake``); it is not run for a cancelled run.
+    ``delay_s`` holds the start back (a retry's back-off): the run is in flight meanwhile,
+    so no agent process needs to stay up to start it later.
     """
 
     command: tuple[str, ...]
@@ -39,10 +41,13 @@ class RunSpec:
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     gpus: int = 0
     on_exit: tuple[str, ...] | None = None
+    delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.command:
             raise ValueError("RunSpec.command must not be empty")
+        if self.delay_s < 0:
+            raise ValueError(f"RunSpec.delay_s must be >= 0, got {self.delay_s}")
         if self.gpus < 0:
             raise ValueError(f"RunSpec.gpus must be >= 0, got {self.gpus}")
         object.__setattr__(self, "command", tuple(str(c) for c in self.command))

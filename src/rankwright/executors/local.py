@@ -65,6 +65,8 @@ class LocalExecutor(Executor):
 
     ``heartbeat_s`` is how often the wrapper rewrites its heartbeat; ``kill_grace_s`` how
     long ``cancel`` waits after SIGTERM before SIGKILL of the whole process group;
+    ``on_exit_retry_s`` the back-off between tries of a failing ``on_exit`` (default: the
+    wrapper's, about 8 minutes in all).
     A claim whose submitter died before launching reads PENDING; submitting the same key
     again launches it (exactly once: the wrapper takes an O_EXCL start marker).
     """
@@ -78,6 +80,7 @@ class LocalExecutor(Executor):
         heartbeat_s: float = 5.0,
         kill_grace_s: float = 10.0,
         python: str = sys.executable,
+        on_exit_retry_s: Sequence[float] | None = None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
@@ -88,6 +91,7 @@ class LocalExecutor(Executor):
         self.heartbeat_s = heartbeat_s
         self.kill_grace_s = kill_grace_s
         self.python = python
+        self.on_exit_retry_s = None if on_exit_retry_s is None else [float(d) for d in on_exit_retry_s]
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- naming -----------------------------------------------------------------------
@@ -159,6 +163,8 @@ class LocalExecutor(Executor):
                 "gpus": spec.gpus,
                 "cuda_visible_devices": cuda,
                 "on_exit": None if spec.on_exit is None else list(spec.on_exit),
+                "delay_s": spec.delay_s,
+                **({} if self.on_exit_retry_s is None else {"on_exit_retry_s": self.on_exit_retry_s}),
                 "heartbeat_s": self.heartbeat_s,
                 "kill_grace_s": max(0.0, self.kill_grace_s / 2),
             },

@@ -2,11 +2,12 @@
 
 The local executor starts this as the leader of a new session, detached from the agent.
 It reads ``spec.json``, starts the command as a child in its own process group, rewrites
-``executor_heartbeat.json`` every ``heartbeat_s`` seconds, and when the command ends
+``executor_heartbeat.json`` every ``heartbeat_s`` seconds (also while it holds the start
+back for ``delay_s``, a retry's back-off), and when the command ends
 writes ``exit.json`` (exit code, start and end time, CPU seconds and peak RSS of the
 command's process tree) atomically, removes the run from the executor's active index, then
 runs ``on_exit`` (whose failure changes nothing
-in ``exit.json``). On SIGTERM it forwards the signal to the command, kills it after
+in ``exit.json``; a failing one is tried again with back-off, ``ON_EXIT_RETRY_S``). On SIGTERM it forwards the signal to the command, kills it after
 ``kill_grace_s`` if it is still there, records ``cancelled: true`` and exits without
 running ``on_exit``.
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 from types import FrameType
 
 from rankwright.executors import _files as F
+
+ON_EXIT_RETRY_S = (2, 4, 8, 16, 32, 60, 120, 240)  # about 8 minutes of back-off in all
 
 
 def _max_rss_mb(ru_maxrss: int) -> float:
@@ -70,6 +73,10 @@ def run(folder: Path) -> int:
             {"pid": os.getpid(), "child_pid": child.pid if child else None, "time": time.time()},
         )
 
+    delay_until = time.monotonic() + float(spec.get("delay_s") or 0.0)
+    while not terminated and time.monotonic() < delay_until:  # a retry's back-off; a cancel ends it
+        beat()
+        time.sleep(min(heartbeat_s, max(0.0, delay_until - time.monotonic()), 0.5))
     started = time.time()
     with open(folder / F.OUTPUT, "ab") as out:
         try:
@@ -117,14 +124,25 @@ def run(folder: Path) -> int:
     if terminated or not spec.get("on_exit"):
         return 0
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
+    # The wake that on_exit starts may fail for a while (the store unreachable or locked):
+    # try again with back-off, so that a run's end is not lost to a short outage.
+    delays = [float(d) for d in spec.get("on_exit_retry_s", ON_EXIT_RETRY_S)]
+    for attempt in range(len(delays) + 1):
+        try:
+            with open(folder / F.ON_EXIT_LOG, "ab") as log:
+                done = subprocess.run(
+                    spec["on_exit"], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, close_fds=True, check=False,
+                )
+            code = done.returncode
+        except Exception as exc:  # noqa: BLE001 - on_exit must never change the run's record
+            print(f"on_exit failed: {exc!r}", file=sys.stderr)
+            code = -1
+        if code in (0, 2) or attempt == len(delays):  # 2: a user's mistake, which waiting does not fix
+            break
         with open(folder / F.ON_EXIT_LOG, "ab") as log:
-            subprocess.run(
-                spec["on_exit"], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, close_fds=True, check=False,
-            )
-    except Exception as exc:  # noqa: BLE001 - on_exit must never change the run's record
-        print(f"on_exit failed: {exc!r}", file=sys.stderr)
+            log.write(f"rankwright wrapper: on_exit exited {code}; trying again in {delays[attempt]:g} s\n".encode())
+        time.sleep(delays[attempt])
     return 0
 
 

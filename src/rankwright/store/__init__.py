@@ -5,7 +5,7 @@ SQLite (WAL) by default at `.rankwright/rankwright.db`; PostgreSQL when `RANKWRI
 holds a `postgresql://` URL.
 """
 
-from rankwright.store.engine import StoreError, database_url, open_store
+from rankwright.store.engine import StoreError, StoreUnavailable, database_url, open_store
 from rankwright.store.records import CampaignRecord, EventRecord, ExperimentRecord
 from rankwright.store.store import Store
 
@@ -15,6 +15,7 @@ __all__ = [
     "ExperimentRecord",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "database_url",
     "open_store",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 
@@ -18,6 +19,32 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is; the message says what to do."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached now (server down, file locked or unopenable): a fault of
+    the environment that may pass, not of what is stored; an idempotent step may be retried."""
+
+
+def store_failure(exc: Exception, url: Any) -> Exception:
+    """The error to raise for a database error: transient ones apart from the rest."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    cause = getattr(exc, "orig", None) or exc
+    where = _safe_url(url)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return StoreUnavailable(f"the store at {where} is unavailable: {type(cause).__name__}: "
+                                f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}")
+    return StoreError(f"the store at {where} cannot be used: {type(cause).__name__}: {cause}; if the file is "
+                      "damaged, restore it from a backup or point RANKWRIGHT_DB at another store")
+
+
+def _safe_url(url: Any) -> str:
+    """The URL without its password (it goes into messages and logs)."""
+    try:
+        return repr(url.render_as_string(hide_password=True)) if hasattr(url, "render_as_string") else repr(str(url))
+    except Exception:  # noqa: BLE001
+        return "(the store)"
 
 
 def database_url(root: Path = Path(".")) -> str:
@@ -33,14 +60,17 @@ def make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # how long a writer waits for another's lock before the operation fails (a wake
+        # retries a failed step: see `cli.campaign.run`)
+        wait_s = float(os.environ.get("RANKWRIGHT_DB_LOCK_WAIT_S", "30"))
+        engine = create_engine(url, connect_args={"timeout": wait_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
             cursor.close()
 
         return engine
@@ -83,8 +113,13 @@ def open_store(url: str | None = None):
 
     from rankwright.store.store import Store
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = make_engine(url or database_url())
-    revision = current_revision(engine)
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise store_failure(exc, engine.url) from None
     script = ScriptDirectory.from_config(_alembic_config(engine))
     if revision is not None and revision not in {r.revision for r in script.walk_revisions()}:
         raise StoreError(

@@ -98,6 +98,10 @@ class Experiment(Base):
     reserved_cost: Mapped[float] = mapped_column(Float, default=0.0)
     actual_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the runbook's retries: which attempt is current, what the earlier ones cost, and why they failed
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    prior_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

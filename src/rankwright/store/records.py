@@ -44,6 +44,9 @@ class ExperimentRecord:
     reserved_cost: float
     actual_cost: float | None
     metrics: dict[str, Any] | None
+    attempt: int = 1
+    prior_cost: float = 0.0  # measured cost of the attempts before the current one
+    failure: dict[str, Any] | None = None  # the triage record: kind, evidence, remedies, how it ended
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class ExperimentState:
     executor_handle: str | None
     reserved_cost: float
     actual_cost: float | None
+    attempt: int = 1
+    prior_cost: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The store's operations. One session helper commits or rolls back and turns driver errors
-into `StoreError`; every method returns frozen records."""
+into `StoreError`, or `StoreUnavailable` when the store cannot be reached now (a step may
+be retried); every method returns frozen records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rankwright.store import models as m
-from rankwright.store.engine import StoreError
+from rankwright.store.engine import StoreError, store_failure
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
                                       InsightRecord, RevisionRecord)
 
@@ -30,6 +31,7 @@ def _experiment(row: m.Experiment) -> ExperimentRecord:
     return ExperimentRecord(
         row.id, row.campaign_id, row.idempotency_key, row.config, row.fidelity, row.seed, row.phase,
         ExperimentStatus(row.status), row.executor_handle, row.reserved_cost, row.actual_cost, row.metrics,
+        row.attempt, row.prior_cost, row.failure,
     )
 
 
@@ -50,7 +52,7 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StoreError(f"store operation failed: {exc.__class__.__name__}: {exc}") from exc
+            raise store_failure(exc, self.engine.url) from exc
         except BaseException:
             session.rollback()
             raise
@@ -176,16 +178,44 @@ class Store:
             return _experiment(row)
 
     def mark_finished(
-        self, experiment_id: int, status: ExperimentStatus, actual_cost: float, metrics: dict[str, Any] | None
+        self, experiment_id: int, status: ExperimentStatus, actual_cost: float, metrics: dict[str, Any] | None,
+        failure: dict[str, Any] | None = None,
     ) -> ExperimentRecord:
-        """Settle a run once: a terminal status is never changed again."""
+        """Settle a run once: a terminal status is never changed again. `actual_cost` is this
+        attempt's; the row's settled cost adds the attempts before it."""
         if not status.is_terminal:
             raise ValueError(f"{status} is not a terminal status")
         with self.session() as s:
             row = s.get_one(m.Experiment, experiment_id)
             if not ExperimentStatus(row.status).is_terminal:
-                row.status, row.actual_cost, row.metrics = status.value, actual_cost, metrics
+                row.status, row.actual_cost, row.metrics = status.value, (row.prior_cost or 0.0) + actual_cost, metrics
+                if failure is not None:
+                    row.failure = failure
             return _experiment(row)
+
+    def retry(self, experiment_id: int, attempt: int, cost: float, failure: dict[str, Any],
+              config: dict[str, Any] | None = None) -> ExperimentRecord:
+        """A failed attempt that the runbook remedies: the row goes back to an intent for
+        attempt `attempt`, the failed attempt's measured cost joins `prior_cost` (it stays
+        charged), `failure` (kind, evidence, remedies so far) replaces the old record and
+        `config`, when given, is what the retry runs. Idempotent: asking for an attempt the row already reached changes nothing."""
+        with self.session() as s:
+            row = s.get_one(m.Experiment, experiment_id)
+            if row.attempt >= attempt or ExperimentStatus(row.status).is_terminal:
+                return _experiment(row)
+            row.attempt, row.prior_cost, row.failure = attempt, (row.prior_cost or 0.0) + cost, failure
+            if config is not None:
+                row.config = config
+            row.status, row.executor_handle, row.actual_cost, row.metrics = ExperimentStatus.INTENT.value, None, None, None
+            return _experiment(row)
+
+    def note_failure(self, experiment_id: int, failure: dict[str, Any]) -> None:
+        """Record a triage finding on a run still in flight (a hang the agent is cancelling),
+        so that the wake collecting it knows why it ended."""
+        with self.session() as s:
+            row = s.get_one(m.Experiment, experiment_id)
+            if not ExperimentStatus(row.status).is_terminal:
+                row.failure = failure
 
     def experiments(self, campaign_id: int) -> list[ExperimentRecord]:
         with self.session() as s:
@@ -214,11 +244,12 @@ class Store:
         """Key -> (id, status, handle, reserved, actual) of every experiment, without the
         configs and metrics: enough for the ledger and for deciding what is missing."""
         columns = (m.Experiment.idempotency_key, m.Experiment.id, m.Experiment.status, m.Experiment.executor_handle,
-                   m.Experiment.reserved_cost, m.Experiment.actual_cost)
+                   m.Experiment.reserved_cost, m.Experiment.actual_cost, m.Experiment.attempt,
+                   m.Experiment.prior_cost)
         with self.session() as s:
             rows = s.execute(select(*columns).where(m.Experiment.campaign_id == campaign_id))
-            return {key: ExperimentState(id, ExperimentStatus(status), handle, reserved, actual)
-                    for key, id, status, handle, reserved, actual in rows}
+            return {key: ExperimentState(id, ExperimentStatus(status), handle, reserved, actual, attempt, prior)
+                    for key, id, status, handle, reserved, actual, attempt, prior in rows}
 
     # ---------------------------------------------------------------- events
     def append_event(self, campaign_id: int, kind: str, message: str, **data: Any) -> EventRecord:
@@ -227,6 +258,13 @@ class Store:
             s.add(row)
             s.flush()
             return _event(row)
+
+    def latest_events(self, campaign_id: int, kinds: tuple[str, ...], limit: int) -> list[EventRecord]:
+        """The last `limit` events of these kinds, newest first (what the failure breaker reads)."""
+        with self.session() as s:
+            rows = s.scalars(select(m.Event).where(m.Event.campaign_id == campaign_id, m.Event.kind.in_(kinds))
+                             .order_by(m.Event.id.desc()).limit(limit))
+            return [_event(r) for r in rows]
 
     def events(self, campaign_id: int) -> list[EventRecord]:
         with self.session() as s:

@@ -166,8 +166,15 @@ class MetricsSpec(_Frozen):
     result_file: str | None = None
     objective: str = Field("valid.ne", min_length=1, description="dotted path in the result record")
     direction: Literal["minimize", "maximize"] = "minimize"
+    train_loss: str | None = Field("train_loss", description="dotted path of the training loss in an epoch record")
     heartbeat_file: str | None = "heartbeat.json"
     heartbeat_max_age_s: float = Field(300.0, gt=0.0)
+
+
+# What some knobs do, whatever a codebase calls them: the runbook's remedies reach knobs by role.
+KNOB_ROLES = ("learning_rate", "batch_size", "grad_clip")
+_ROLE_SUFFIXES = {"learning_rate": ("learning_rate", "lr"), "batch_size": ("batch_size",),
+                  "grad_clip": ("grad_clip", "clip_norm", "max_grad_norm", "gradient_clip_val")}
 
 
 class Target(_Frozen):
@@ -182,6 +189,7 @@ class Target(_Frozen):
     root: str | None = Field(None, description="the codebase's folder ({root}); the runs' working folder")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     cost: CostModelSpec = Field(default_factory=CostModelSpec)
+    roles: dict[str, str] = Field(default_factory=dict, description="knob role -> knob path (default: by name)")
 
     @model_validator(mode="after")
     def _coherent(self) -> "Target":
@@ -189,6 +197,11 @@ class Target(_Frozen):
         repeated = sorted({p for p in paths if paths.count(p) > 1})
         if repeated:
             raise ValueError(f"knobs declared twice: {', '.join(repeated)}")
+        for role, path in self.roles.items():
+            if role not in KNOB_ROLES:
+                raise ValueError(f"roles: unknown role {role!r}; known: {', '.join(KNOB_ROLES)}")
+            if path not in paths:
+                raise ValueError(f"roles: {role} names {path!r}, which is not a declared knob")
         for part in self.command:
             try:
                 part.format(**{name: "" for name in PLACEHOLDERS})
@@ -202,6 +215,17 @@ class Target(_Frozen):
         return self
 
     # --- knobs --------------------------------------------------------------------------
+    def role_paths(self) -> dict[str, str]:
+        """Role -> knob path: the declared `roles`, else the numeric knob whose last name
+        part says it (`train.learning_rate`, `optim.lr`, ...)."""
+        found = dict(self.roles)
+        for role, suffixes in _ROLE_SUFFIXES.items():
+            if role not in found:
+                named = [k.path for k in self.knobs if k.kind in ("int", "float") and k.path.split(".")[-1] in suffixes]
+                if len(named) == 1:
+                    found[role] = named[0]
+        return found
+
     def knob(self, path: str) -> KnobSpec:
         for knob in self.knobs:
             if knob.path == path:
@@ -342,26 +366,37 @@ class Target(_Frozen):
                 found = record
         return found
 
-    def read_curve(self, run_dir: Path | str, epoch_event: str = "epoch") -> list[float]:
-        """The objective after each epoch so far (JSON-lines metrics only; [] when the
-        codebase writes no per-epoch records): what a pruner judges a running trial on."""
+    def read_epochs(self, run_dir: Path | str, epoch_event: str = "epoch") -> list[dict[str, Any]]:
+        """The per-epoch records so far (JSON-lines metrics only; [] when the codebase
+        writes none or the file is unreadable)."""
         path = Path(run_dir) / self.metrics.file
-        if self.metrics.format != "jsonl" or not path.exists():
+        if self.metrics.format != "jsonl":
             return []
-        curve = []
-        for line in path.read_text().splitlines():
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return []
+        records = []
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line torn by a kill is the last one
-            if not isinstance(record, dict) or record.get(self.metrics.event_key) != epoch_event:
-                continue
-            node: Any = record
-            for part in self.metrics.objective.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node):
-                curve.append(float(node))
-        return curve
+            if isinstance(record, dict) and record.get(self.metrics.event_key) == epoch_event:
+                records.append(record)
+        return records
+
+    def read_curve(self, run_dir: Path | str, epoch_event: str = "epoch") -> list[float]:
+        """The objective after each epoch so far: what a pruner judges a running trial on."""
+        return [v for v in (_number_at(r, self.metrics.objective) for r in self.read_epochs(run_dir, epoch_event))
+                if v is not None and math.isfinite(v)]
+
+    def read_losses(self, run_dir: Path | str) -> list[float]:
+        """The training loss after each epoch (NaN and infinity kept: they are the evidence)."""
+        if self.metrics.train_loss is None:
+            return []
+        return [v for v in (_number_at(r, self.metrics.train_loss) for r in self.read_epochs(run_dir))
+                if v is not None]
 
     def heartbeat_age(self, run_dir: Path | str, now: float | None = None) -> float | None:
         """Seconds since the last heartbeat (its `time` field, else the file's mtime); None if none."""
@@ -380,6 +415,13 @@ class Target(_Frozen):
     def is_stale(self, run_dir: Path | str, now: float | None = None) -> bool:
         age = self.heartbeat_age(run_dir, now)
         return age is not None and age > self.metrics.heartbeat_max_age_s
+
+
+def _number_at(record: Mapping[str, Any], dotted: str) -> float | None:
+    node: Any = record
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
