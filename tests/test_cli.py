@@ -91,3 +91,20 @@ def test_asking_for_cuda_without_a_gpu_is_a_config_error(tmp_path):
     result = _train(tmp_path, "--set", "train.device=cuda")
     assert result.exit_code == 2 and "train.device" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_version_and_the_list_of_campaigns(tmp_path, monkeypatch):
+    from importlib.metadata import version
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.output.strip() == f"rankwright {version('rankwright')}"
+    empty = runner.invoke(app, ["campaigns"])
+    assert empty.exit_code == 0 and "no store here" in empty.output
+    assert not (tmp_path / ".rankwright").exists()  # looking creates nothing
+    (tmp_path / "c.yaml").write_text("name: listed-one\nbudget: {amount: 1.0}\n"
+                                     "base_config: {data: {synthetic: {rows: 10000}}, train: {epochs: 1}}\n")
+    assert runner.invoke(app, ["plan", str(tmp_path / "c.yaml"), "--skip-smoke"]).exit_code in (0, 1)
+    listed = runner.invoke(app, ["campaigns"])
+    assert listed.exit_code == 0 and "listed-one" in listed.output and "draft" in listed.output

@@ -53,6 +53,10 @@ def _db_digest(workdir: Path) -> str | None:
     (lambda s: s["changes"][0]["set"].update({"model.embeding_dim": 8}), "model.embeding_dim"),
     (lambda s: s["changes"][0]["set"].update({"model.dropout": 3.0}), "model.dropout"),
     (lambda s: s.update(model="transformer"), "transformer"),
+    (lambda s: s.update(budjet={"amount": 2}), "budjet: unknown key; did you mean 'budget'?"),
+    (lambda s: s.setdefault("strategy", {}).update(trails=3), "strategy.trails: unknown key; did you mean 'trials'?"),
+    (lambda s: s.update(name="my campaign!"), "a campaign name starts with a letter or digit"),
+    (lambda s: s.update(runbook="missing.yaml"), "missing.yaml: cannot read the runbook"),
 ])
 def test_bad_specs_exit_2_and_leave_the_store_as_it_was(workdir, mutate, expected):
     good = _write(workdir / "good.yaml", SPEC)
@@ -113,6 +117,12 @@ def test_plan_with_smoke_run_then_approve_records_who_and_how(workdir):
     assert [e.kind for e in store.events(campaign.id)] == ["plan", "approve"]
     shown = runner.invoke(app, ["status", str(spec)])
     assert shown.exit_code == 0 and "left 1 of 1" in shown.output
+    again = runner.invoke(app, ["approve", str(spec), "--yes", "--by", "bob"])  # twice: one approval, said so
+    assert again.exit_code == 0 and "already approved (by alice" in " ".join(again.output.split())
+    assert [e.kind for e in store.events(campaign.id)] == ["plan", "approve"]
+    store.set_campaign_status(campaign.id, "finished")
+    late = runner.invoke(app, ["approve", str(spec), "--yes"])  # a finished campaign stays finished
+    assert late.exit_code == 0 and store.campaign("t1").status == "finished"
 
 
 def test_the_same_name_with_another_spec_is_refused(workdir):

@@ -150,6 +150,8 @@ elif first and fault == "sigkill":
     os.kill(os.getpid(), signal.SIGKILL)
 elif first and fault == "oom":
     print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"); sys.exit(1)
+elif first and fault == "leak":
+    print("connecting with token", os.environ.get("MY_SERVICE_TOKEN"), "and sk-abcdefghijklmnopqrstuvwx"); sys.exit(7)
 elif first and fault == "data":
     print("KeyError: 'missing column c7'"); sys.exit(1)
 for i, value in enumerate(losses):
@@ -373,3 +375,19 @@ def test_an_agent_crash_is_an_event(tmp_path, monkeypatch):
     store = open_store()
     events = [e for e in store.events(store.campaign("f").id) if e.kind == "agent-error"]
     assert events and "ZeroDivisionError: a bug in the agent" in events[-1].message
+
+
+@pytest.mark.slow
+def test_secrets_never_reach_events_failures_or_status(tmp_path, monkeypatch):
+    secret = "tok-3f9a7c1e5d2b"
+    monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
+    path = _campaign(tmp_path / "leak", monkeypatch, "leak")
+    _run(path)
+    store = open_store()
+    campaign, rows = _rows(store)
+    leaked = rows["f/x3/seed1"]
+    assert "connecting with token [redacted] and [redacted]" in leaked.failure["excerpt"]
+    stored = json.dumps([e.message for e in store.events(campaign.id)]) + json.dumps(leaked.failure)
+    shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
+    for text in (stored, shown.stdout):
+        assert secret not in text and "sk-abcdefghijklmnop" not in text

@@ -48,7 +48,9 @@ def _approve_for_test(spec):
 
 def test_nothing_runs_before_approval(approved):
     result = runner.invoke(app, ["wake", str(approved)])
-    assert result.exit_code == 0 and "waiting for approval" in result.output
+    assert result.exit_code == 2 and "no approved plan" in result.output
+    ran = runner.invoke(app, ["run", str(approved), "--detach"])
+    assert ran.exit_code == 2 and "rankwright approve" in ran.output and "wake the campaign" not in ran.output
     assert open_store().experiments(open_store().campaign("w1").id) == []
 
 

@@ -21,6 +21,7 @@ from rankwright.agent.naming import work_dir
 from rankwright.agent.runbook import Runbook
 from rankwright.agent.triage import Diagnosis, Evidence, RoleKnob, Treatment, classify, treat
 from rankwright.executors import Executor, RunInfo, RunStatus
+from rankwright.redact import redact
 from rankwright.store import Store
 from rankwright.store.records import ExperimentRecord, ExperimentStatus
 from rankwright.targets import Target
@@ -136,7 +137,7 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
         return Collected(key, ExperimentStatus.CANCELLED, f"{key}: cancelled{estimated}", cost, True)
     result, problem = _read(target, run_dir) if info.status is RunStatus.SUCCEEDED else (None, None)
     try:
-        tail = executor.logs(handle, LOG_TAIL_LINES)
+        tail = redact(executor.logs(handle, LOG_TAIL_LINES))  # the excerpt is stored and shown
     except Exception:  # noqa: BLE001 - a missing log is no reason to stop collecting
         tail = ""
     objective = result["objective"] if result else None

@@ -138,9 +138,32 @@ class CampaignSpec(_Frozen):
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
 
 
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a spec may have at `loc` (the parent of an unknown key), for a did-you-mean."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        candidates = [a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)]
+        nested = next((a for a in candidates if issubclass(a, BaseModel)), None)
+        if nested is None:
+            return []
+        model = nested
+    return list(model.model_fields)
+
+
 def _describe(error: dict[str, Any]) -> str:
+    import difflib
+
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(CampaignSpec, tuple(error["loc"][:-1]))
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+        message += f"; did you mean {close[0]!r}?" if close else (f"; known: {', '.join(known)}" if known else "")
+    elif error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
+        message = ("a campaign name starts with a letter or digit and has only letters, digits, '_', '.' and '-'"
+                   f" (got {error.get('input')!r})")
+        return f"{where}: {message}"
     if error["type"] not in ("missing", "extra_forbidden") and "input" in error:
         message += f" (got {error['input']!r})"
     return f"{where}: {message}"

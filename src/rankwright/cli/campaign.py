@@ -172,6 +172,16 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     if not document["preflight_ok"]:
         raise SpecError(f"plan {plan_id} failed its preflight; fix it and run `rankwright plan {spec_path}` again")
     who = by or getpass.getuser()
+    earlier = store.approval_of(plan_id)
+    if earlier is not None and not changed and campaign.status in ("approved", "finished"):
+        console.print(f"plan {plan_id} of {spec.name!r} is already approved (by {earlier.get('approved_by', '?')}, "
+                      f"{earlier.get('budget', spec.budget.amount):g} {spec.budget.unit}); nothing changed. "
+                      f"next: rankwright run {spec_path}", highlight=False)
+        return
+    if estimate > spec.budget.amount:
+        console.print(f"[yellow]warning:[/] the plan's estimate ({estimate:.3g} {spec.budget.unit}) is above the "
+                      f"budget ({spec.budget.amount:g}): the campaign will pause when the budget runs short. Raise "
+                      "budget.amount in the spec, or approve knowing that", highlight=False)
     if not yes and not typer.confirm(
         f"Approve plan {plan_id} of {spec.name!r}: budget {spec.budget.amount:g} {spec.budget.unit} "
         f"(estimate {estimate:.3g}), as {who}?"
@@ -246,6 +256,29 @@ def status(spec_path: Path) -> None:
         console.print(f"next: rankwright report {spec_path}")
     elif campaign.status == "paused":
         console.print(f"next: read the last event, then rankwright resume {spec_path} (or stop)")
+
+
+def list_campaigns() -> None:
+    from rankwright.store import database_url, open_store
+
+    url = database_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        console.print(f"no store here ({url.removeprefix('sqlite:///')} does not exist): run `rankwright` where "
+                      "the campaigns were planned, or set RANKWRIGHT_DB", highlight=False)
+        return
+    rows = open_store().campaign_summaries()
+    if not rows:
+        console.print(f"no campaigns in the store at {database_url()}; next: rankwright plan <spec.yaml>",
+                      highlight=False)
+        return
+    table = Table(title=f"campaigns ({len(rows)})")
+    for column, justify in (("name", "left"), ("status", "left"), ("runs", "right"), ("spent", "right"),
+                            ("began", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["status"], str(r["experiments"]), f"{r['spent']:.3g}", f"{r['created_at']:%Y-%m-%d}")
+    console.print(table)
+    console.print("next: rankwright status <spec.yaml> for one of them", highlight=False)
 
 
 def _show_failures(experiments: list, unit: str) -> None:
@@ -353,8 +386,18 @@ def wake_step(spec_path: Path, detach: bool = True) -> None:
     import os
 
     report = _wake_once(spec_path, detach and os.environ.get("RANKWRIGHT_WAKE_ON_EXIT", "1") != "0")
+    _refuse_unapproved(report, spec_path)
     console.print(f"{report.state}: collected {len(report.collected)}, submitted {len(report.submitted)}"
                   + ("; " + "; ".join(report.reasons) if report.reasons else ""), highlight=False)
+
+
+def _refuse_unapproved(report, spec_path: Path) -> None:
+    """Nothing runs without an approved plan, and saying so is an error, not a success."""
+    from rankwright.agent.spec import SpecError
+
+    if report.state == "waiting for approval":
+        raise SpecError(f"{spec_path}: the campaign has no approved plan, so nothing ran: "
+                        f"`rankwright plan {spec_path}`, then `rankwright approve {spec_path}`")
 
 
 def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) -> None:
@@ -378,6 +421,7 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
     with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
         while True:
             report = _wake_retrying(spec_path, loaded)
+            _refuse_unapproved(report, spec_path)
             for line in report.collected:
                 console.print(f"collected {line}", highlight=False)
             for line in report.decisions:

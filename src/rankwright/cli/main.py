@@ -21,6 +21,20 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"rankwright {version('rankwright')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Rankwright: an autonomous ranking engineer."""
+
+
 def fail(message: str) -> None:
     """A user's mistake: say what and where, exit 2, no traceback."""
     errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
@@ -223,6 +237,20 @@ def approve(
         commands.approve(campaign, by, yes)
     except user_errors as exc:
         fail(str(exc))
+
+
+@app.command()
+def campaigns() -> None:
+    """List the campaigns in the store: status, experiments, spend and when each began."""
+    user_errors = _user_errors()
+    from rankwright.cli import campaign as commands
+
+    try:
+        commands.list_campaigns()
+    except user_errors as exc:
+        fail(str(exc))
+    except _environment_errors() as exc:
+        fail_environment(exc)
 
 
 @app.command()

@@ -77,6 +77,20 @@ class Store:
             row = s.scalars(select(m.Campaign).where(m.Campaign.name == name)).one_or_none()
             return None if row is None else _campaign(row)
 
+    def campaign_summaries(self) -> list[dict[str, Any]]:
+        """Every campaign with its experiment count and settled spend, oldest first."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            counts = dict(s.execute(select(m.Experiment.campaign_id, func.count())
+                                    .group_by(m.Experiment.campaign_id)).tuples().all())
+            spent = dict(s.execute(select(m.Experiment.campaign_id,
+                                          func.coalesce(func.sum(m.Experiment.actual_cost), 0.0))
+                                   .group_by(m.Experiment.campaign_id)).tuples().all())
+            return [{"name": c.name, "status": c.status, "experiments": counts.get(c.id, 0),
+                     "spent": float(spent.get(c.id, 0.0)), "created_at": _utc(c.created_at)}
+                    for c in s.scalars(select(m.Campaign).order_by(m.Campaign.id))]
+
     def set_campaign_spec(self, campaign_id: int, spec: dict[str, Any]) -> None:
         """The approved spec, after an engineer approved a change to it (a larger budget)."""
         with self.session() as s:
@@ -253,8 +267,10 @@ class Store:
 
     # ---------------------------------------------------------------- events
     def append_event(self, campaign_id: int, kind: str, message: str, **data: Any) -> EventRecord:
+        from rankwright.redact import redact
+
         with self.session() as s:
-            row = m.Event(campaign_id=campaign_id, kind=kind, message=message, data=data)
+            row = m.Event(campaign_id=campaign_id, kind=kind, message=redact(message), data=data)
             s.add(row)
             s.flush()
             return _event(row)
