@@ -267,6 +267,14 @@ def test_nan_is_retried_at_a_lower_rate_and_a_second_explosion_ends_as_unstable(
     campaign, rows = _rows(store)
     faulted = rows["f/x3/seed1"]
     assert faulted.status.value == "failed" and faulted.attempt == 2 and faulted.failure["ended_as"] == "unstable"
+    unstable = [i for i in store.insights() if i.technique == "x3"]
+    assert unstable and unstable[0].outcome == "unstable"  # a result: it is not proposed again here
+    from rankwright.agent.learning import rank_for_campaign
+    from rankwright.agent.spec import load_campaign
+
+    spec, target = load_campaign(path)
+    ranking = rank_for_campaign(spec, target, store)
+    assert all(i.effect == 0.0 for i in unstable) and ranking is not None
     collected = [e.message for e in store.events(campaign.id) if e.kind == "collect"]
     assert campaign.status == "finished" and any("nan_loss again on attempt 2 of 2" in m for m in collected), out
     shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)

@@ -253,3 +253,35 @@ def test_changes_already_measured_in_the_same_context_under_another_name_are_not
     assert "learning_rate_up" in {h.name for h in rank(other_data, [spec_change]).hypotheses}
     bigger = replace(here, rows=CTX.rows * 100)
     assert "learning_rate_up" in {h.name for h in rank(bigger, [spec_change]).hypotheses}
+
+
+def test_an_unstable_technique_is_not_proposed_again_here_and_shapes_no_prior(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from rankwright.hypotheses.insights import data_identity
+
+    kb = load_knowledge_base()
+    target, paths, current = _dnn()
+    here = replace(CTX, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 1}}))
+    diverged = Insight(technique="learning_rate_up", changes={"train.learning_rate": 0.003}, context=here,
+                       effect=0.0, effect_se=0.0, seeds=2, noise=0.0, cost_factor=1.0, campaign="c9",
+                       outcome="unstable").with_uid()
+
+    def rank(context, insights):
+        return rank_hypotheses(kb=kb, model_family="dnn", knob_paths=paths, current=current,
+                               validate=target.validate_changes, context=context, insights=insights, noise=0.002)
+
+    ranking = rank(here, [diverged])
+    why = dict(ranking.dropped)["learning_rate_up"]
+    assert "not proposed again: it was unstable" in why and "'c9'" in why
+    other_data = replace(here, data_id=data_identity({"source": "synthetic", "synthetic": {"seed": 2}}))
+    elsewhere = {h.name: h for h in rank(other_data, [diverged]).hypotheses}["learning_rate_up"]
+    fresh = {h.name: h for h in rank(other_data, []).hypotheses}["learning_rate_up"]
+    assert elsewhere.expected_effect == fresh.expected_effect  # no measured effect: the prior is unchanged
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    store = open_store()
+    save(store, diverged)
+    assert [i.outcome for i in load_all(store)] == ["unstable"]  # through the store, and files
+    export_jsonl(load_all(store), tmp_path / "i.jsonl")
+    assert [i.outcome for i in read_jsonl(tmp_path / "i.jsonl")] == ["unstable"]

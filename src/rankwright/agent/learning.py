@@ -74,10 +74,17 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
         if not technique or not state.complete(arm):
             continue
         values = state.values(arm)
-        uid = hashlib.sha256(f"{spec.name}/{arm}/{len(values)}".encode()).hexdigest()[:24]
+        unmeasurable = _unmeasurable(state, arm) if not values else None
+        uid = hashlib.sha256(f"{spec.name}/{arm}/{unmeasurable or len(values)}".encode()).hexdigest()[:24]
         if uid in learned:
             continue
         low = is_low(arm)
+        if unmeasurable:  # it diverged after the runbook's remedy, or could not run: a result too
+            fresh.append(replace(Insight(technique=technique, changes=dict(first["delta"]), context=campaign_context(
+                spec, target, fidelity=fidelity_share(dict(state.low)) if low else 1.0), effect=0.0, effect_se=0.0,
+                seeds=len(state.seeds(arm)), noise=0.0, cost_factor=1.0, campaign=spec.name, outcome=unmeasurable),
+                uid=uid))
+            continue
         base_arm = BASELINE + ("@low" if low else "")
         base = state.values(base_arm)
         # paired on the seeds both arms measured: a lost seed on either side costs that pair only
@@ -100,6 +107,10 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
         events = []
         for r in new_rows[:50]:  # a flood (a late baseline seed) is summarised
             i = Insight.from_json(r)
+            if not i.measured:
+                events.append((campaign_id, "learn", f"{i.technique}: {i.outcome} (every seed failed that way; "
+                                                     "not proposed again in this context)"))
+                continue
             word = "helped" if i.helped else ("no gain worth having" if i.conclusive_failure else "inconclusive")
             events.append((campaign_id, "learn", f"{i.technique}: {i.effect * 100:+.2f}% {spec.objective.metric} "
                                                  f"(se {i.effect_se * 100:.2f}%, {i.seeds} seeds, fidelity "
@@ -110,6 +121,15 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
 
     new = set(store.add_insights([i.to_json() for i in fresh], explain=explain))
     return [i.technique for i in fresh if i.uid in new]
+
+
+def _unmeasurable(state: Any, arm: str) -> str | None:
+    """'unstable' or 'invalid' when every seed of an ended arm failed that way, else None."""
+    ends = {state.runs[k].ended_as for s in state.seeds(arm) if (k := f"{state.name}/{arm}/seed{s}") in state.runs}
+    for outcome in ("unstable", "invalid"):
+        if ends and ends <= {outcome, "unstable", "invalid"} and outcome in ends:
+            return outcome
+    return None
 
 
 def _mean_cost(state: Any, arm: str) -> float:

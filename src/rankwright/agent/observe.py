@@ -29,7 +29,7 @@ def _runs(store: Any, campaign: str, campaign_id: int, sign: float) -> dict[str,
             continue
         objective = None if not e.metrics else sign * float(e.metrics["objective"])
         out[e.idempotency_key] = Run(e.idempotency_key, arm_seed[0], arm_seed[1], e.status, objective,
-                                     e.reserved_cost, e.actual_cost)
+                                     e.reserved_cost, e.actual_cost, (e.failure or {}).get("ended_as"))
     return out
 
 

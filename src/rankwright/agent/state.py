@@ -32,6 +32,7 @@ class Run:
     objective: float | None
     reserved: float
     actual: float | None
+    ended_as: str | None = None  # a failed run: how the runbook ended it (unstable, invalid, ...)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ def insights(technique: str | None, model: str | None, export: Path | None, impo
     for i in selected:
         c = i.context
         table.add_row(i.technique, i.campaign, c.model_family, f"{c.rows:,.0f}", str(c.fields or "-"),
-                      "-" if c.baseline_ne is None else f"{c.baseline_ne:.4f}", f"{i.effect * 100:+.2f}%",
-                      f"{i.effect_se * 100:.2f}%", "yes" if i.helped else "no", f"{i.cost_factor:.2f}")
+                      "-" if c.baseline_ne is None else f"{c.baseline_ne:.4f}",
+                      f"{i.effect * 100:+.2f}%" if i.measured else i.outcome,
+                      f"{i.effect_se * 100:.2f}%" if i.measured else "-",
+                      ("yes" if i.helped else "no") if i.measured else "-", f"{i.cost_factor:.2f}")
     console.print(table)

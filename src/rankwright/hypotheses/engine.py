@@ -123,6 +123,11 @@ def _already_measured(changes: Mapping[str, Any], context: Context,
 
 def _measured_reason(measured: tuple[Insight, float]) -> str:
     insight, w = measured
+    if not insight.measured:
+        why = ("it diverged, also after the runbook lowered the learning rate" if insight.outcome == "unstable"
+               else "it could not run")
+        return (f"not proposed again: it was {insight.outcome} in the same context in campaign {insight.campaign!r} "
+                f"({why}; same changes, same data, similarity {w:.2f})")
     return (f"already measured in the same context as {insight.technique!r} in campaign {insight.campaign!r} "
             f"(same changes, same data, similarity {w:.2f}: {_pct(insight.effect)} NE)")
 
@@ -200,7 +205,8 @@ def rank_hypotheses(
     context is dropped, whatever that measurement was named (a spec change "lr-0.003" is
     `learning_rate_up`).
     """
-    insights = list(insights)
+    everything = list(insights)  # an unstable or invalid technique is still "already tried here"
+    insights = [i for i in everything if i.measured]  # only measured effects shape priors
     scored: list[Hypothesis] = []
     by_signal: dict[str, Any] = {}
     for finding in sorted(findings, key=lambda f: -f.strength):
@@ -215,7 +221,7 @@ def rank_hypotheses(
             dropped.append((technique.id, f"not proposed again: it did not help in the same context in campaign "
                                           f"{f.campaign!r} ({_pct(f.effect)} NE, noise {_pct(-f.noise)})"))
             continue
-        measured = _already_measured(changes, context, insights)
+        measured = _already_measured(changes, context, everything)
         if measured is not None:
             dropped.append((technique.id, _measured_reason(measured)))
             continue
@@ -242,7 +248,7 @@ def rank_hypotheses(
                              baseline_cost, noise, notes, technique.id))
 
     for suggestion in llm_suggestions:
-        measured = _already_measured(suggestion.changes, context, insights)
+        measured = _already_measured(suggestion.changes, context, everything)
         if measured is not None:
             dropped.append((f"llm:{suggestion.name}", _measured_reason(measured)))
             continue

@@ -127,6 +127,14 @@ class Insight:
     cost_factor: float  # run cost relative to the baseline's
     campaign: str
     uid: str = ""
+    # "measured", or why no effect could be measured: "unstable" (it diverged, also after the
+    # runbook's remedy) or "invalid" (it could not run); such an insight carries no effect
+    # (0, se 0) and only keeps the technique from being proposed again in the same context
+    outcome: str = "measured"
+
+    @property
+    def measured(self) -> bool:
+        return self.outcome == "measured"
 
     @property
     def helped(self) -> bool:
@@ -315,7 +323,8 @@ def _sd(xs: Sequence[float]) -> float | None:
 def from_record(record: Any) -> Insight:
     return Insight(technique=record.technique, changes=dict(record.changes), context=Context(**record.context),
                    effect=record.effect, effect_se=record.effect_se, seeds=record.seeds, noise=record.noise,
-                   cost_factor=record.cost_factor, campaign=record.campaign, uid=record.uid)
+                   cost_factor=record.cost_factor, campaign=record.campaign, uid=record.uid,
+                   outcome=getattr(record, "outcome", "measured") or "measured")
 
 
 def save(store: Any, insight: Insight) -> bool:

@@ -137,4 +137,6 @@ class Insight(Base):
     noise: Mapped[float] = mapped_column(Float)
     cost_factor: Mapped[float] = mapped_column(Float)
     campaign: Mapped[str] = mapped_column(String(200))
+    # measured (an effect), or why there is none: unstable (it diverged), invalid (it could not run)
+    outcome: Mapped[str] = mapped_column(String(20), default="measured", server_default="measured")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

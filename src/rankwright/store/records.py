@@ -85,6 +85,7 @@ class InsightRecord:
     cost_factor: float
     campaign: str
     created_at: datetime
+    outcome: str = "measured"
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,7 @@ class Store:
                 if r["uid"] in known:
                     continue
                 known.add(r["uid"])
-                s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}))
+                s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}, outcome=r.get("outcome", "measured")))
                 new.append(r["uid"])
             if explain is not None and new:
                 fresh = set(new)
@@ -331,7 +331,8 @@ class Store:
             query = select(m.Insight).order_by(m.Insight.id)
             if technique is not None:
                 query = query.where(m.Insight.technique == technique)
-            return [InsightRecord(**{f: getattr(r, f) for f in self._INSIGHT_FIELDS}, created_at=_utc(r.created_at))
+            return [InsightRecord(**{f: getattr(r, f) for f in self._INSIGHT_FIELDS}, created_at=_utc(r.created_at),
+                                  outcome=r.outcome or "measured")
                     for r in s.scalars(query)]
 
     # ------------------------------------------------------------ hypotheses
