@@ -399,3 +399,55 @@ def test_secrets_never_reach_events_failures_or_status(tmp_path, monkeypatch):
     shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
     for text in (stored, shown.stdout):
         assert secret not in text and "sk-abcdefghijklmnop" not in text
+
+
+def test_writes_outside_the_allowed_paths_are_refused_at_preflight_and_at_submit(tmp_path, monkeypatch):
+    folder = tmp_path / "acl"
+    path = _campaign(folder, monkeypatch, "none")
+    target = yaml.safe_load((folder / "target.yaml").read_text())
+    target["knobs"].append({"path": "out_dir", "kind": "str", "default": "out", "writes": True})
+    target["base_config"]["out_dir"] = "out"  # relative: inside the run's folder
+    (folder / "target.yaml").write_text(yaml.safe_dump(target))
+    spec = yaml.safe_load(path.read_text())
+    spec["name"] = "g"
+    spec["changes"].append({"name": "elsewhere", "set": {"out_dir": str(tmp_path / "shared-scratch")}})
+    path.write_text(yaml.safe_dump(spec))
+    planned = subprocess.run([sys.executable, "-m", "rankwright", "plan", str(path), "--skip-smoke"],
+                             capture_output=True, text=True)
+    check = _preflight_item("g", "writes inside allowed paths")
+    assert planned.returncode == 1 and not check["ok"], planned.stdout
+    assert f"changes elsewhere: out_dir = '{tmp_path / 'shared-scratch'}' is outside the allowed paths" in check["detail"]
+
+    spec["changes"].pop()  # a plan that passes; then the target is changed to write elsewhere
+    spec["name"] = "h"
+    path.write_text(yaml.safe_dump(spec))
+    for command in (["plan", str(path)], ["approve", str(path), "--yes"]):
+        done = subprocess.run([sys.executable, "-m", "rankwright", *command], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    _break_after_approval(folder, out_dir="/var/tmp/not-allowed")
+    done = subprocess.run([sys.executable, "-m", "rankwright", "wake", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    store = open_store()
+    campaign = store.campaign("h")
+    rows = store.experiments(campaign.id)
+    assert rows and all(e.status.value == "failed" and e.executor_handle is None for e in rows)  # none started
+    assert all(e.failure["ended_as"] == "invalid" and "/var/tmp/not-allowed" in e.failure["evidence"] for e in rows)
+    assert any(e.kind == "guardrail" and "not submitted" in e.message for e in store.events(campaign.id))
+
+
+def test_a_store_outside_the_allowed_paths_fails_preflight(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RANKWRIGHT_DB", f"sqlite:///{tmp_path / 'elsewhere' / 'rw.db'}")
+    spec = tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump({"name": "c", "budget": {"amount": 1.0}, "allowed_paths": ["work"],
+                                    "base_config": {"data": {"synthetic": {"rows": 10000}}, "train": {"epochs": 1}}}))
+    done = subprocess.run([sys.executable, "-m", "rankwright", "plan", str(spec), "--skip-smoke"],
+                          capture_output=True, text=True)
+    check = _preflight_item("c", "writes inside allowed paths")
+    assert done.returncode == 1 and not check["ok"] and "rw.db is outside the allowed paths" in check["detail"]
+
+
+def _preflight_item(name, check):
+    store = open_store()
+    document = store.latest_plan(store.campaign(name).id)[1]
+    return next(i for i in document["preflight"] if i["name"] == check)

@@ -38,6 +38,25 @@ def _writable(path: Path) -> tuple[bool, str]:
         return False, f"{path}: {exc.strerror}"
 
 
+def _writes_inside(spec: CampaignSpec, target: Target) -> CheckItem:
+    """The store, the target's result files and every place a planned change makes a run
+    write lie inside the allowed paths."""
+    from rankwright.agent.access import allowed_roots, outside_writes, store_outside
+    from rankwright.store import database_url
+
+    roots = allowed_roots(spec.allowed_paths)
+    problems = [p for p in [store_outside(roots, database_url())] if p]
+    problems += outside_writes(target, target.base_config, roots, roots[0] / "experiments")
+    for change in spec.changes:
+        problems += [f"changes {change.name}: {p}" for p in
+                     outside_writes(target, target.config_with(change.set), roots, roots[0] / "experiments")]
+    if problems:
+        return CheckItem("writes inside allowed paths", False, "; ".join(dict.fromkeys(problems)),
+                         "add the folder to allowed_paths, or change the value")
+    return CheckItem("writes inside allowed paths", True,
+                     f"the store and every place a run writes are inside {', '.join(map(str, roots))}")
+
+
 def _data_readable(target: Target) -> CheckItem:
     data = target.base_config.get("data") if isinstance(target.base_config, dict) else None
     if not data or data.get("source", "synthetic") == "synthetic":
@@ -98,6 +117,7 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
     for raw in spec.allowed_paths:
         ok, detail = _writable(Path(raw))
         items.append(CheckItem("paths writable", ok, detail, "" if ok else f"create {raw} or allow another path"))
+    items.append(_writes_inside(spec, target))
     runs_root = Path(spec.allowed_paths[0]) / "runs"
     ok, detail = _writable(runs_root)
     items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",

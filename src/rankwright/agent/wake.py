@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rankwright.agent.access import allowed_roots, outside_writes
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
 from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt
 from rankwright.agent.runbook import load_runbook
@@ -142,6 +143,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
 
     # the runs' share of the cores, and one processed-data cache for all of a campaign's runs
     threads = {**thread_env(spec.max_parallel), "RANKWRIGHT_CACHE_DIR": str(root / "cache")}
+    roots = allowed_roots(spec.allowed_paths)
     runbook = load_runbook(spec.runbook)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     may_retry = parse_status(campaign.status) in (CampaignStatus.APPROVED, CampaignStatus.PAUSED)  # queued, not sent
@@ -274,9 +276,17 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             break
         if known is None:  # the ledger in hand stays exact without re-reading every row
             current = replace(current, reserved=current.reserved + entry["predicted_hours"])
-        row = known or store.record_intent(campaign.id, key, render(key)[1], phase=entry["phase"],
+        config = render(key)[1]
+        row = known or store.record_intent(campaign.id, key, config, phase=entry["phase"],
                                            seed=entry["seed"], reserved_cost=entry["predicted_hours"],
                                            fidelity=fidelity_share(entry["changes"]))
+        refused = outside_writes(target, config, roots, work_dir(root, key))
+        if refused:  # access control: a run told to write outside the allowed paths never starts
+            why = "; ".join(refused)
+            store.mark_finished(row.id, ExperimentStatus.FAILED, 0.0, None, failure={
+                "kind": "config_error", "ended_as": "invalid", "evidence": why, "history": []})
+            store.append_event(campaign.id, "guardrail", f"{key} not submitted: {why}")
+            continue
         _crash_point("after_intent")
         attempt = known.attempt if known is not None else 1
         failure = store.experiments_by_keys(campaign.id, [key])[0].failure if attempt > 1 else None

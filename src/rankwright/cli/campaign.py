@@ -77,14 +77,14 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
 
     checks = Table(title=f"preflight: {spec.name}")
     for column in ("check", "", "detail", "how to fix"):
-        checks.add_column(column)
+        checks.add_column(column, overflow="fold")
     for item in items:
         state = "[yellow]warning[/]" if item.ok and item.warning else ("[green]ok[/]" if item.ok else "[red]FAILED[/]")
         checks.add_row(item.name, state, item.detail, item.fix)
     console.print(checks)
     table = Table(title=f"plan {plan_id}: the first validation round")
     for column in ("experiment", "source", "seed", "changes", "predicted " + spec.budget.unit):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for e in experiments:
         table.add_row(e.name, e.source, str(e.seed), ", ".join(f"{k}={v}" for k, v in e.changes.items()) or "-",
                       f"{e.predicted_hours:.3g}")
@@ -104,7 +104,7 @@ def _print_strategy(spec, document) -> None:
     st = document["strategy"]
     table = Table(title="strategy: the agent re-plans alone inside it, and pauses to ask before leaving it")
     for column in ("phase", "share", "estimate " + spec.budget.unit, "what it does"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     fidelity = "low" if st["low_fidelity"] else "full"
     what = {"validation": f"rounds of {st['round_size']} hypotheses at {fidelity} fidelity, "
                           f"{st['rounds']} rounds at most",
@@ -231,7 +231,7 @@ def status(spec_path: Path) -> None:
         estimates = latest[1].get("phases", {})
         table = Table(title="estimate at approval against actual")
         for column in ("phase", "estimate", "spent", "in flight", "error"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for name, estimate in estimates.items():
             rows = [e for e in experiments if e.phase == name]
             spent = sum(e.actual_cost or 0.0 for e in rows)

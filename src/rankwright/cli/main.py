@@ -117,8 +117,9 @@ def knobs(
     from rich.table import Table
 
     table = Table(title=f"knobs of a {model} run")
-    for column in ("knob", "type", "allowed", "default", "why it matters"):
-        table.add_column(column)
+    table.add_column("knob", no_wrap=True)  # a knob name is what a user types: never cut
+    for column in ("type", "allowed", "default", "why it matters"):
+        table.add_column(column, overflow="fold")
     for k in schema:
         table.add_row(k.path, k.kind, k.describe_range(), str(k.default), k.description)
     console.print(table)

@@ -27,7 +27,7 @@ def hypotheses(spec_path: Path, top: int, show_dropped: bool) -> None:
         console.print(f"[dim]{note}[/]", highlight=False)
     table = Table(title=f"hypotheses for {spec.name} (ranked by expected gain per unit of cost)")
     for column in ("#", "hypothesis", "source", "changes", "expected NE", "P(beats noise)", "cost x"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for h in ranking.top(top):
         table.add_row(str(h.rank), h.name, "+".join(h.sources) if h.source != "llm" else "llm",
                       ", ".join(f"{k}={v}" for k, v in h.changes.items()), f"{h.expected_effect * 100:+.2f}%",

@@ -14,7 +14,7 @@ def result_table(rows: Iterable[tuple[str, dict[str, Any]]], title: str = "resul
         ("model", "left"), ("AUC", "right"), ("logloss", "right"), ("NE", "right"),
         ("calib.", "right"), ("best ep.", "right"), ("samples/s", "right"), ("gap closed", "right"),
     ):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, overflow="fold")
     bayes = next((r["bayes_test"] for _, r in rows if r.get("bayes_test")), None)
     for name, r in rows:
         test = r["test"]

@@ -57,6 +57,7 @@ class KnobSpec(_Frozen):
     min_length: int | None = Field(None, ge=0)
     max_length: int | None = Field(None, ge=0)
     description: str = ""
+    writes: bool = Field(False, description="the knob names a place the run writes (kept inside allowed_paths)")
 
     @model_validator(mode="after")
     def _coherent(self) -> "KnobSpec":
