@@ -451,3 +451,20 @@ def _preflight_item(name, check):
     store = open_store()
     document = store.latest_plan(store.campaign(name).id)[1]
     return next(i for i in document["preflight"] if i["name"] == check)
+
+
+def test_a_gpu_hours_budget_needs_a_target_in_gpu_hours_and_charges_gpus_times_wall_time(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from rankwright.agent.collect import _cost
+    from rankwright.executors import RunInfo, RunStatus
+
+    spec = tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump({"name": "c", "budget": {"amount": 1.0, "unit": "gpu_hours"}}))
+    with pytest.raises(SpecError, match="budget.unit is gpu_hours but target 'rankwright-dnn' measures its cost in "
+                                        "cpu_hours"):
+        load_campaign(spec)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    info = RunInfo("h", RunStatus.SUCCEEDED, 0, start, start + timedelta(minutes=30), cpu_seconds=5000.0)
+    assert _cost(info, threads=1.0, gpus=2)[0] == pytest.approx(1.0)  # 2 GPUs for half an hour
+    assert _cost(info, threads=1.0, gpus=0)[0] == pytest.approx(5000 / 3600)  # a CPU run: its CPU time

@@ -103,9 +103,15 @@ class Collected:
     ok: bool  # False when the attempt failed (what the failure breaker counts)
 
 
-def _cost(info: RunInfo, threads: float) -> tuple[float, str]:
-    """CPU hours of an attempt. A run whose supervisor vanished recorded no usage: charge
-    its threads for the time it was seen alive (an estimate, said so)."""
+def _cost(info: RunInfo, threads: float, gpus: int = 0) -> tuple[float, str]:
+    """The ledger's hours of an attempt: GPU-hours (the GPUs it was given, for as long as it
+    ran) when it had GPUs, else CPU hours. A run whose supervisor vanished recorded no
+    usage: charge its threads for the time it was seen alive (an estimate, said so)."""
+    if gpus > 0:
+        end = info.ended_at or info.last_heartbeat
+        if info.started_at is not None and end is not None:
+            return gpus * max(0.0, (end - info.started_at).total_seconds()) / 3600.0, ""
+        return 0.0, " (no start or end recorded; nothing charged)"
     if info.cpu_seconds is not None:
         return info.cpu_seconds / 3600.0, ""
     if info.started_at is not None and info.last_heartbeat is not None:
@@ -127,10 +133,10 @@ def _read(target: Target, run_dir: Path) -> tuple[dict[str, Any] | None, str | N
 
 def collect_ended(store: Store, executor: Executor, target: Target, root: Path, runbook: Runbook,
                   e: ExperimentRecord, handle: str, info: RunInfo, *, campaign_id: int, phase: str,
-                  policy: BudgetPolicy, may_retry: bool, threads: float) -> Collected:
+                  policy: BudgetPolicy, may_retry: bool, threads: float, gpus: int = 0) -> Collected:
     key = e.idempotency_key
     run_dir = work_dir(root, key)
-    cost, estimated = _cost(info, threads)
+    cost, estimated = _cost(info, threads, gpus)
     pending = (e.failure or {}).get("pending")
     if info.status is RunStatus.CANCELLED and not pending:  # pruned or stopped: not a failure
         store.mark_finished(e.id, ExperimentStatus.CANCELLED, cost, None)

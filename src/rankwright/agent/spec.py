@@ -130,12 +130,20 @@ class CampaignSpec(_Frozen):
     objective: Objective = Field(default_factory=Objective)
     budget: Budget
     max_parallel: int = Field(2, ge=1, le=1024)
+    gpus_per_run: int | None = Field(None, ge=0, le=64,
+                                     description="GPUs each run gets (default: 1 on a gpu_hours budget, else 0)")
     baseline_seeds: int = Field(3, ge=1, le=100, description="baseline repeats that measure the noise")
     allowed_paths: tuple[str, ...] = Field((".rankwright",), min_length=1)
     changes: tuple[Change, ...] = ()
     hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
     strategy: Strategy = Field(default_factory=Strategy)
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
+
+
+def gpus_per_run(spec: CampaignSpec) -> int:
+    if spec.gpus_per_run is not None:
+        return spec.gpus_per_run
+    return 1 if spec.budget.unit == "gpu_hours" else 0
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -187,6 +195,10 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
             target = load_target(target_path if target_path.is_absolute() else path.parent / target_path)
     except TargetError as exc:
         raise SpecError(f"{path}: target: {exc}") from None
+    if target.cost.unit != spec.budget.unit:
+        raise SpecError(f"{path}: budget.unit is {spec.budget.unit} but target {target.name!r} measures its cost in "
+                        f"{target.cost.unit}: spending could not be charged against the budget. Give the budget in "
+                        f"{target.cost.unit}, or a target whose cost model is in {spec.budget.unit}")
     if spec.runbook is not None:
         from rankwright.agent.runbook import RunbookError, load_runbook
 

@@ -27,7 +27,7 @@ from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can
 from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt
 from rankwright.agent.runbook import load_runbook
 from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
-from rankwright.agent.spec import CampaignSpec
+from rankwright.agent.spec import CampaignSpec, gpus_per_run
 from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thread_env
 from rankwright.store import Store
@@ -137,13 +137,15 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         target.write_config(work_dir(root, key), config)
         try:
             return executor.submit(run_key, RunSpec(command=command, run_dir=work_dir(root, key), on_exit=on_exit,
-                                                    env=threads, delay_s=float(failure.get("backoff_s") or 0.0)))
+                                                    env=threads, delay_s=float(failure.get("backoff_s") or 0.0),
+                                                    gpus=gpus))
         except ExecutorFull:
             return None
 
     # the runs' share of the cores, and one processed-data cache for all of a campaign's runs
     threads = {**thread_env(spec.max_parallel), "RANKWRIGHT_CACHE_DIR": str(root / "cache")}
     roots = allowed_roots(spec.allowed_paths)
+    gpus = gpus_per_run(spec)
     runbook = load_runbook(spec.runbook)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     may_retry = parse_status(campaign.status) in (CampaignStatus.APPROVED, CampaignStatus.PAUSED)  # queued, not sent
@@ -173,7 +175,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             continue
         done = collect_ended(store, executor, target, root, runbook, e, handle, info, campaign_id=campaign.id,
                              phase=phase, policy=policy, may_retry=may_retry,
-                             threads=float(threads["OMP_NUM_THREADS"]))
+                             threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus)
         store.append_event(campaign.id, "collect", done.message, cost=done.cost, phase=phase, ok=done.ok,
                            status=done.status.value if done.status else "retry")
         report.collected.append(done.message)
