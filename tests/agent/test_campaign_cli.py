@@ -97,6 +97,7 @@ def test_plan_with_smoke_run_then_approve_records_who_and_how(workdir):
     planned = runner.invoke(app, ["plan", str(spec)])
     assert planned.exit_code == 0, planned.output
     assert "target smoke run" in planned.output and "FAILED" not in planned.output
+    assert not list(workdir.glob(".rankwright/smoke-*"))  # a smoke run that passed leaves nothing behind
     approved = runner.invoke(app, ["approve", str(spec), "--yes", "--by", "alice"])
     assert approved.exit_code == 0, approved.output
     store = open_store()

@@ -8,6 +8,7 @@ target's smoke run, which runs synchronously in a scratch folder.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -83,10 +84,14 @@ def _smoke_run(target: Target, workdir: Path, timeout_s: float) -> CheckItem:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return CheckItem("target smoke run", False, f"exit code {done.returncode}: {' | '.join(tail)}",
                          f"see {run_dir}; the command was: {' '.join(command)}")
-    result = target.read_result(run_dir)
+    try:
+        result = target.read_result(run_dir)
+    except TargetError as exc:
+        return CheckItem("target smoke run", False, str(exc), "check the target's metrics section (objective)")
     if result is None:
         return CheckItem("target smoke run", False, "the run ended without a result file",
                          "check the target's metrics section (file, result_event, objective)")
+    shutil.rmtree(run_dir, ignore_errors=True)  # kept only when it failed, for a person to look at
     return CheckItem("target smoke run", True, f"one short run finished; objective {result['objective']:.4g}")
 
 
