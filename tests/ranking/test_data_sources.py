@@ -27,11 +27,11 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_csv_with_schema_loads(tmp_path: Path) -> None:
-    path = _write(tmp_path / "d.csv", "click,user,item,price,ignored\n1,u1,7,2.5,x\n-1,NA,8,,y\n0,u2,,3,z\n")
+    path = _write(tmp_path / "d.csv", "click,user,item,price,ignored\n1,u1,7,2.5,x\n-1,NA,8,,y\n-1,u2,,3,z\n")
     frame, schema = read_table(path, SCHEMA)
     assert list(frame.columns) == ["label", "user", "item", "price"]
     assert schema.label == "label" and schema.categorical == ("user", "item")
-    assert frame["label"].tolist() == [1.0, 0.0, 0.0]  # -1 is a negative
+    assert frame["label"].tolist() == [1.0, 0.0, 0.0]  # -1 is a negative (libsvm style)
     assert frame["label"].dtype == np.float32
     assert frame["user"].tolist()[:2] == ["u1", "NA"]  # "NA" is a value of a categorical column
     assert pd.isna(frame["item"].iloc[2])
@@ -54,6 +54,26 @@ def test_bad_label_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.csv", "click,user,item,price\n1,a,1,1\n0,a,1,1\n2,b,1,1\n")
     with pytest.raises(DataError, match=r"d\.csv line 4: label .*2"):
         read_table(path, SCHEMA)
+
+
+def test_labels_mixing_0_and_minus_1_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.csv", "click,user,item,price\n1,a,1,1\n0,a,1,1\n-1,b,1,1\n")
+    with pytest.raises(DataError, match=r"d\.csv line 4: column 'click' mixes labels 0 and -1"):
+        read_table(path, SCHEMA)
+
+
+def test_an_infinite_numeric_value_is_refused_not_zeroed(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.csv", "click,user,item,price\n1,a,1,1\n0,a,1,inf\n")
+    with pytest.raises(DataError, match=r"d\.csv line 3: column 'price' value 'inf' is infinite"):
+        read_table(path, SCHEMA)
+
+
+def test_a_split_with_one_class_is_refused(tmp_path: Path) -> None:
+    rows = "".join(f"0,u{i % 7},{i % 3},{i}\n" for i in range(300))
+    path = _write(tmp_path / "d.csv", "click,user,item,price\n" + rows)
+    config = DataConfig(source="csv", train=str(path), schema=SCHEMA)
+    with pytest.raises(DataError, match="every label of the train split is 0"):
+        load_data(config, cache_dir=None)
 
 
 def test_non_number_in_numeric_column_names_column_and_line(tmp_path: Path) -> None:
@@ -126,7 +146,7 @@ def test_criteo_sample_loads_end_to_end(tmp_path: Path) -> None:
 
 
 def test_libffm_format(tmp_path: Path) -> None:
-    path = _write(tmp_path / "d.ffm", "1 0:10:1 1:20:1 2:30:1\n-1 0:11:1 2:31:1\n\n0 1:21:1.0\n")
+    path = _write(tmp_path / "d.ffm", "1 0:10:1 1:20:1 2:30:1\n-1 0:11:1 2:31:1\n\n-1 1:21:1.0\n")
     frame, schema = read_libsvm(path)
     assert schema.categorical == ("f0", "f1", "f2")
     assert frame["label"].tolist() == [1.0, 0.0, 0.0]

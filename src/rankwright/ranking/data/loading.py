@@ -17,7 +17,7 @@ from rankwright.ranking.data.config import DataConfig, SchemaConfig, SplitConfig
 from rankwright.ranking.data.errors import DataError
 from rankwright.ranking.data.files import resolve_files
 from rankwright.ranking.data.processing import FeatureProcessor
-from rankwright.ranking.data.sources import read_source
+from rankwright.ranking.data.sources import LABEL, read_source
 from rankwright.ranking.data.synthetic import PROBABILITY, generate_frame, synthetic_schema
 from rankwright.ranking.data.types import ProcessedData
 
@@ -77,6 +77,12 @@ def build(config: DataConfig, files: dict[str, Path], key: str = "") -> Processe
             f"the valid split is empty: split.valid_fraction={config.split.valid_fraction} of "
             f"{len(frames['train']) + len(frames['valid'])} rows is below one row"
         )
+    for role, frame in (("train", train), ("valid", frames["valid"]), ("test", frames["test"])):
+        labels = set(np.unique(frame[LABEL].to_numpy())) if len(frame) else set()
+        if len(frame) and len(labels) < 2:
+            only = int(next(iter(labels)))
+            raise DataError(f"every label of the {role} split is {only}: a click model needs both 0 and 1, and AUC "
+                            f"and NE are undefined without them ({len(frame)} rows); check the label column")
     processor = FeatureProcessor(config.processing, schema.categorical, schema.numeric).fit(train)
     probability = PROBABILITY if config.source == "synthetic" else None
     splits = {"train": train, "valid": frames["valid"], "test": frames["test"]}

@@ -103,6 +103,12 @@ def to_labels(values: pd.Series, where: Callable[[int], str]) -> np.ndarray:
             f"{where(i)}: label {str(values.iloc[i])!r} is not 0/1 (or -1/1); "
             f"{int(bad.sum())} bad label(s) in column {values.name!r}"
         )
+    if (numbers == -1.0).any() and (numbers == 0.0).any():
+        i = int(np.flatnonzero(numbers == -1.0)[0])
+        raise DataError(
+            f"{where(i)}: column {values.name!r} mixes labels 0 and -1 ({int((numbers == 0).sum())} zeros, "
+            f"{int((numbers == -1).sum())} minus ones): use 0/1, or -1/1, not both"
+        )
     return (numbers == 1.0).astype(np.float32)
 
 
@@ -110,13 +116,20 @@ def _numeric_column(values: pd.Series, where: Callable[[int], str]) -> np.ndarra
     if pd.api.types.is_bool_dtype(values.dtype):
         values = values.astype("float64")
     if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() & values.notna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{where(i)}: column {values.name!r} value {values.iloc[i]!r} is not a number")
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{where(i)}: column {values.name!r} value {values.iloc[i]!r} is not a number")
+        out = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.isinf(out)
+    if infinite.any():  # a missing value is blank; an infinity is a broken value, not a zero
+        i = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"{where(i)}: column {values.name!r} value {str(values.iloc[i])!r} is infinite "
+                        f"({int(infinite.sum())} such values); leave a missing value blank")
+    return out
 
 
 def _assemble(
