@@ -108,3 +108,24 @@ def test_version_and_the_list_of_campaigns(tmp_path, monkeypatch):
     assert runner.invoke(app, ["plan", str(tmp_path / "c.yaml"), "--skip-smoke"]).exit_code in (0, 1)
     listed = runner.invoke(app, ["campaigns"])
     assert listed.exit_code == 0 and "listed-one" in listed.output and "draft" in listed.output
+
+
+def test_quiet_output_is_valid_json_even_with_undefined_metrics():
+    from rankwright.cli.main import _json_safe
+
+    out = json.dumps(_json_safe({"valid": {"auc": float("nan"), "ne": 0.9}, "x": [float("inf")]}), allow_nan=False)
+    assert json.loads(out) == {"valid": {"auc": None, "ne": 0.9}, "x": [None]}
+
+
+def test_an_unwritable_folder_is_said_in_words_with_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for option in ("--run-dir", "--cache-dir"):
+        done = subprocess.run([sys.executable, "-m", "rankwright", "train", "--set", "data.synthetic.rows=10000",
+                               "--set", "train.epochs=1", option, str(blocker / "inside")],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "a-file" in done.stderr and "writable" in done.stderr

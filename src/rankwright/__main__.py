@@ -1,3 +1,3 @@
-from rankwright.cli.main import app
+from rankwright.cli.main import main
 
-app(prog_name="rankwright")
+main()

@@ -56,6 +56,19 @@ def _environment_errors():
     return transient_errors()
 
 
+def _json_safe(value):
+    """NaN and infinity are not JSON: they become null."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _user_errors():
     from rankwright.agent.spec import SpecError
     from rankwright.ranking.errors import ConfigError, DataError  # light: no PyTorch
@@ -92,7 +105,7 @@ def train(
     except user_errors as exc:
         fail(str(exc))
     if quiet:
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(_json_safe(result), allow_nan=False))  # valid JSON: an undefined metric is null
     else:
         from rankwright.cli.tables import result_table
 
@@ -380,3 +393,15 @@ _state_command("stop", "Stop a campaign for good and cancel the runs still in fl
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+def main() -> None:
+    """The `rankwright` command: the app, with any environment failure that a command did
+    not handle itself (a folder not writable, the store unreachable) said in words, exit 1."""
+    try:
+        app(prog_name="rankwright")
+    except _environment_errors() as exc:
+        try:
+            fail_environment(exc)
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None
