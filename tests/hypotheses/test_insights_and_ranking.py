@@ -156,7 +156,15 @@ def test_a_bad_insights_file_names_the_line_and_imports_nothing(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = json.dumps(insight().to_json())
     path.write_text(good + "\n" + '{"technique": "x"}\n')
-    with pytest.raises(InsightFileError, match="line 2"):
+    with pytest.raises(InsightFileError, match="line 2: not an insight \\(missing field\\(s\\): changes, context"):
+        read_jsonl(path)
+    path.write_text(json.dumps({**insight().to_json(), "efect": 1}) + "\n")  # in words, with the one meant
+    with pytest.raises(InsightFileError, match="line 1: not an insight \\(unknown field 'efect'; did you mean 'effect'"):
+        read_jsonl(path)
+    record = insight().to_json()
+    record["context"] = {**record["context"], "colour": 1}
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(InsightFileError, match="unknown field 'context.colour'"):
         read_jsonl(path)
 
 

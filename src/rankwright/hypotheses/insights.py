@@ -338,6 +338,34 @@ def load_all(store: Any, technique: str | None = None) -> list[Insight]:
     return [from_record(r) for r in store.insights(technique)]
 
 
+_REQUIRED = ("technique", "changes", "context", "effect", "effect_se", "seeds", "noise", "cost_factor", "campaign")
+_CONTEXT_REQUIRED = ("model_family", "rows", "fields", "mean_cardinality", "baseline_ne")
+
+
+def _check_fields(record: Any) -> None:
+    """An insight line's fields in words: which are missing, which are unknown (with the
+    one meant when a name is close)."""
+    import difflib
+    from dataclasses import fields
+
+    if not isinstance(record, dict):
+        raise ValueError(f"a line is one JSON object, found {type(record).__name__}")
+    for where, found, required, known in (
+            ("", record, _REQUIRED, [f.name for f in fields(Insight)]),
+            ("context.", record.get("context") if isinstance(record.get("context"), dict) else None,
+             _CONTEXT_REQUIRED, [f.name for f in fields(Context)])):
+        if found is None:
+            raise ValueError("the field 'context' must be an object (model_family, rows, fields, ...)")
+        missing = [f"{where}{k}" for k in required if k not in found]
+        if missing:
+            raise ValueError(f"missing field(s): {', '.join(missing)}")
+        for key in found:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                raise ValueError(f"unknown field '{where}{key}'" + (f"; did you mean {close[0]!r}?" if close else
+                                                                     f"; known: {', '.join(known)}"))
+
+
 class InsightFileError(ValueError):
     """An insights file to import is malformed; the message names the file and line."""
 
@@ -363,7 +391,9 @@ def read_jsonl(path: Any) -> list[Insight]:
         if not line.strip():
             continue
         try:
-            insight = Insight.from_json(json.loads(line))
+            record = json.loads(line)
+            _check_fields(record)
+            insight = Insight.from_json(record)
             float(insight.effect), float(insight.effect_se), int(insight.seeds)
             if not insight.technique or insight.effect_se < 0 or not math.isfinite(insight.effect):
                 raise ValueError("technique must be named, effect finite and effect_se >= 0")
