@@ -143,6 +143,10 @@ elif first and fault == "explode":
     losses = [0.5, 0.9, 2.4]
 elif first and fault == "hang":
     time.sleep(600)
+elif fault == "slow":  # alive and beating, but never done
+    for _ in range(3000):
+        (run_dir / "heartbeat.json").write_text(json.dumps({"time": time.time()}))
+        time.sleep(0.2)
 elif first and fault == "sigkill":
     end = time.time() + 0.5
     while time.time() < end:
@@ -160,7 +164,8 @@ emit(event="result", loss=loss)
 """
 
 
-def _campaign(folder, monkeypatch, fault, strategy=None, heartbeat_max_age_s=300.0, runbook=None, baseline_seeds=2):
+def _campaign(folder, monkeypatch, fault, strategy=None, heartbeat_max_age_s=300.0, runbook=None, baseline_seeds=2,
+              **spec_extra):
     folder.mkdir()
     monkeypatch.chdir(folder)
     monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
@@ -186,7 +191,7 @@ def _campaign(folder, monkeypatch, fault, strategy=None, heartbeat_max_age_s=300
             "changes": [{"name": "x3", "set": {"x": 3, "tag": "x3", "fault": fault}}],
             "strategy": {"trials": 0, "prune": False, "confirmation_seeds": 3, "full_seeds": 2,
                          "search_space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}, **(strategy or {})},
-            **({"runbook": runbook} if runbook else {})}
+            **({"runbook": runbook} if runbook else {}), **spec_extra}
     path = folder / "f.yaml"
     path.write_text(yaml.safe_dump(spec))
     for command in (["plan", str(path)], ["approve", str(path), "--yes"]):
@@ -468,3 +473,17 @@ def test_a_gpu_hours_budget_needs_a_target_in_gpu_hours_and_charges_gpus_times_w
     info = RunInfo("h", RunStatus.SUCCEEDED, 0, start, start + timedelta(minutes=30), cpu_seconds=5000.0)
     assert _cost(info, threads=1.0, gpus=2)[0] == pytest.approx(1.0)  # 2 GPUs for half an hour
     assert _cost(info, threads=1.0, gpus=0)[0] == pytest.approx(5000 / 3600)  # a CPU run: its CPU time
+
+
+@pytest.mark.slow
+def test_a_run_past_its_time_limit_is_cancelled_and_kept_for_a_person(tmp_path, monkeypatch):
+    path = _campaign(tmp_path / "slow", monkeypatch, "slow", run_timeout_s=4)
+    _run(path, seconds=200)
+    store = open_store()
+    campaign, rows = _rows(store)
+    slow = rows["f/x3/seed1"]
+    assert campaign.status == "finished" and slow.status.value == "failed"
+    assert slow.failure["kind"] == "timeout" and slow.failure["ended_as"] == "quarantined"
+    assert "past its limit of 4 s" in slow.failure["evidence"]
+    shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
+    assert "needs a person:" in shown.stdout and "f/x3/seed1" in shown.stdout

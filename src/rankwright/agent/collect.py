@@ -77,20 +77,37 @@ def hang_limit_s(target: Target, run_dir: Path) -> float:
 
 
 def is_hung(target: Target, run_dir: Path, info: RunInfo, now: float | None = None) -> str | None:
-    """Evidence that a live run is hung (its heartbeat or metrics went stale), or None."""
+    """Evidence that a live run is hung (its heartbeat or metrics went stale), or None. Only
+    what this attempt wrote counts: a resumed run starts with its predecessor's files."""
     now = time.time() if now is None else now
     started = info.started_at.timestamp() if info.started_at else None
     limit = hang_limit_s(target, run_dir)
     if started is None or now - started <= limit:
         return None
     age = target.heartbeat_age(run_dir, now)
-    if age is not None and age > limit:
+    if age is not None and now - age >= started and age > limit:
         return f"no heartbeat for {age:.0f} s (limit {limit:.0f} s) while the process is alive"
-    stamps = [r["time"] for r in target.read_epochs(run_dir) if isinstance(r.get("time"), (int, float))]
+    stamps = [t for r in target.read_epochs(run_dir) if isinstance(t := r.get("time"), (int, float)) and t >= started]
     if len(stamps) >= 2 and now - stamps[-1] > limit:
         return f"no new epoch for {now - stamps[-1]:.0f} s (limit {limit:.0f} s, learnt from its epoch times)"
-    if age is None and not stamps and target.metrics.heartbeat_file is not None and now - started > limit:
-        return f"no heartbeat at all after {now - started:.0f} s (limit {limit:.0f} s)"
+    return None
+
+
+TIMEOUT_FACTOR = 10.0  # a run taking this many times its predicted time has run away
+TIMEOUT_FLOOR_S = 600.0
+
+
+def timed_out(info: RunInfo, predicted_hours: float, threads: float, limit_s: float | None,
+              now: float | None = None) -> str | None:
+    """Evidence that a live run went past its time limit (the spec's, else 10x its predicted
+    wall time, at least 10 minutes), or None."""
+    if info.started_at is None:
+        return None
+    elapsed = (time.time() if now is None else now) - info.started_at.timestamp()
+    limit = limit_s if limit_s is not None else max(TIMEOUT_FLOOR_S,
+                                                    TIMEOUT_FACTOR * predicted_hours * 3600.0 / max(threads, 1.0))
+    if elapsed > limit:
+        return f"running for {elapsed:.0f} s, past its limit of {limit:.0f} s"
     return None
 
 

@@ -130,6 +130,8 @@ class CampaignSpec(_Frozen):
     objective: Objective = Field(default_factory=Objective)
     budget: Budget
     max_parallel: int = Field(2, ge=1, le=1024)
+    run_timeout_s: float | None = Field(None, gt=0, description="a run going longer is cancelled as timed out "
+                                                                 "(default: 10x its predicted time, at least 10 min)")
     gpus_per_run: int | None = Field(None, ge=0, le=64,
                                      description="GPUs each run gets (default: 1 on a gpu_hours budget, else 0)")
     baseline_seeds: int = Field(3, ge=1, le=100, description="baseline repeats that measure the noise")

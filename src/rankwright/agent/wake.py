@@ -24,7 +24,7 @@ from typing import Any
 
 from rankwright.agent.access import allowed_roots, outside_writes
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
-from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt
+from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt, timed_out
 from rankwright.agent.runbook import load_runbook
 from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
 from rankwright.agent.spec import CampaignSpec, gpus_per_run
@@ -166,11 +166,19 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             send(key, e.attempt, e.failure)  # claimed but never launched (its submitter died): launch it
             continue
         if not info.status.is_terminal:
-            hung = None if (e.failure or {}).get("pending") else is_hung(target, work_dir(root, key), info)
-            if hung:  # the next wake collects it as cancelled for a hang, and the runbook decides
-                store.note_failure(e.id, {**(e.failure or {}), "pending": "hang", "evidence": hung})
+            found = None
+            if not (e.failure or {}).get("pending"):
+                found = (("hang", is_hung(target, work_dir(root, key), info))
+                         if info.status is RunStatus.RUNNING else ("hang", None))
+                if not found[1]:
+                    found = ("timeout", timed_out(info, e.reserved_cost, float(threads["OMP_NUM_THREADS"]),
+                                                  spec.run_timeout_s))
+            if found and found[1]:  # the next wake collects it as cancelled for this, and the runbook decides
+                kind, why = found
+                store.note_failure(e.id, {**(e.failure or {}), "pending": kind, "evidence": why})
                 executor.cancel(handle)
-                store.append_event(campaign.id, "triage", f"{key}: hung, cancelled: {hung}", phase=phase)
+                store.append_event(campaign.id, "triage", f"{key}: {'hung' if kind == 'hang' else 'timed out'}, "
+                                   f"cancelled: {why}", phase=phase)
             running.append((e, handle))
             continue
         done = collect_ended(store, executor, target, root, runbook, e, handle, info, campaign_id=campaign.id,
