@@ -156,6 +156,8 @@ elif first and fault == "oom":
     print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"); sys.exit(1)
 elif first and fault == "leak":
     print("connecting with token", os.environ.get("MY_SERVICE_TOKEN"), "and sk-abcdefghijklmnopqrstuvwx"); sys.exit(7)
+elif first and fault == "odd":
+    print("libfoo: unexpected state 0x3f in the feature hasher"); sys.exit(3)
 elif first and fault == "data":
     print("KeyError: 'missing column c7'"); sys.exit(1)
 for i, value in enumerate(losses):
@@ -487,3 +489,63 @@ def test_a_run_past_its_time_limit_is_cancelled_and_kept_for_a_person(tmp_path, 
     assert "past its limit of 4 s" in slow.failure["evidence"]
     shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
     assert "needs a person:" in shown.stdout and "f/x3/seed1" in shown.stdout
+
+
+@pytest.mark.slow
+def test_an_unknown_failure_asks_the_llm_whose_remedy_is_checked_before_use(tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "hypotheses"))
+    from llm_server import LLMServer, openai_completion
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "OPENAI_BASE_URL", "RANKWRIGHT_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    answer = {"action": "retry", "changes": [{"knob": "train.lr", "value": 0.002}], "kind": "hasher state",
+              "reason": "the feature hasher failed; a lower rate is the safe retry"}
+    with LLMServer() as server:
+        monkeypatch.setenv("RANKWRIGHT_LLM_PROVIDER", "openai")
+        monkeypatch.setenv("RANKWRIGHT_LLM_MODEL", "local-test")
+        monkeypatch.setenv("RANKWRIGHT_LLM_URL", server.url + "/v1")
+        server.reply_openai(openai_completion(json.dumps(answer)))
+        path = _campaign(tmp_path / "llm", monkeypatch, "odd")
+        _run(path)
+        store = open_store()
+        campaign, rows = _rows(store)
+        odd = rows["f/x3/seed1"]
+        assert campaign.status == "finished" and odd.status.value == "succeeded" and odd.attempt == 2
+        assert odd.config["train"]["lr"] == pytest.approx(0.002)  # the model's remedy, inside the approved space
+        assert "LLM: hasher state" in odd.failure["history"][0]["why"]
+        asked = [r for r in server.requests if "log_tail" in json.dumps(r.body)]
+        assert asked and "unexpected state 0x3f" in json.dumps(asked[0].body)
+
+        bad = {**answer, "changes": [{"knob": "train.lr", "value": 5.0}]}  # outside the knob's range
+        server.reply_openai(openai_completion(json.dumps(bad)))
+        path = _campaign(tmp_path / "llm-bad", monkeypatch, "odd")
+        _run(path)
+        store = open_store()
+        campaign, rows = _rows(store)
+        odd = rows["f/x3/seed1"]
+        assert odd.status.value == "succeeded" and odd.config["train"]["lr"] == 0.01  # the runbook's plain retry
+        assert "LLM gave no usable remedy: its changes are invalid" in odd.failure["history"][0]["why"]
+
+
+def test_an_llm_remedy_is_refused_unless_every_check_passes():
+    from rankwright.agent.llm_triage import parse
+
+    def validate(changes):
+        if any(v == "bad" for v in changes.values()):
+            raise ValueError("value out of range")
+        return dict(changes)
+
+    ok, _ = parse({"action": "retry", "changes": [{"knob": "lr", "value": 0.1}], "kind": "k", "reason": "r"},
+                  validate, {"lr"})
+    assert ok.action == "retry" and ok.changes == {"lr": 0.1}
+    for answer, why in (({"action": "reboot"}, "no known action"),
+                        ({"action": "retry", "changes": [{"knob": "secret_knob", "value": 1}]}, "did not approve"),
+                        ({"action": "retry", "changes": [{"knob": "lr", "value": "bad"}]}, "invalid"),
+                        ({"action": "resume", "changes": [{"knob": "lr", "value": 0.1}]}, "only a retry"),
+                        ("not json at all", "no known action")):
+        refused, note = parse(answer, validate, {"lr"})
+        assert refused is None and why in note, (answer, note)
+    gave_up, _ = parse({"action": "invalid", "changes": [], "kind": "k", "reason": "r"}, validate, {"lr"})
+    assert gave_up.action == "give_up" and gave_up.ends_as == "invalid"

@@ -150,7 +150,8 @@ def _read(target: Target, run_dir: Path) -> tuple[dict[str, Any] | None, str | N
 
 def collect_ended(store: Store, executor: Executor, target: Target, root: Path, runbook: Runbook,
                   e: ExperimentRecord, handle: str, info: RunInfo, *, campaign_id: int, phase: str,
-                  policy: BudgetPolicy, may_retry: bool, threads: float, gpus: int = 0) -> Collected:
+                  policy: BudgetPolicy, may_retry: bool, threads: float, gpus: int = 0,
+                  llm_remedy: Any = None) -> Collected:
     key = e.idempotency_key
     run_dir = work_dir(root, key)
     cost, estimated = _cost(info, threads, gpus)
@@ -177,6 +178,10 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
     if diagnosis is None:  # an unusable result the classifier did not name
         diagnosis = Diagnosis("bad_result", problem or "no usable result", evidence.log_tail[-2000:])
     treatment = treat(diagnosis, e.attempt, runbook, roles_of(target, e.config))
+    if diagnosis.kind == "unknown" and llm_remedy is not None and treatment.action != "give_up":
+        suggested, note = llm_remedy(diagnosis, e.config)  # debugging from first principles, checked
+        treatment = suggested or Treatment(treatment.action, f"{treatment.why} (LLM gave no usable remedy: {note})",
+                                           treatment.changes, treatment.ends_as, treatment.backoff_s)
     if treatment.action != "give_up" and not may_retry:
         treatment = Treatment("give_up", f"{diagnosis.kind}: not retried (the campaign may not submit now)",
                               ends_as="failed")

@@ -80,6 +80,29 @@ def cancel_in_flight(store: Store, executor: Executor, campaign_id: int) -> int:
     return count
 
 
+def _llm_remedy(spec: CampaignSpec, target: Target) -> Any:
+    """The LLM's remedy for an unknown failure, when one is configured and the spec lets the
+    agent use it; None otherwise (the runbook's own remedy applies)."""
+    if not spec.hypotheses.use_llm:
+        return None
+    from rankwright.hypotheses.llm import LLMConfigError, llm_config_from_env
+
+    try:
+        config = llm_config_from_env()
+    except LLMConfigError:
+        return None  # `plan` already reported the broken settings
+    if config is None:
+        return None
+
+    def remedy(diagnosis: Any, run_config: Any) -> Any:
+        from rankwright.agent.llm_triage import llm_treatment
+        from rankwright.agent.observe import allowed_knobs
+
+        return llm_treatment(diagnosis, run_config, target, set(allowed_knobs(spec, target)), config)
+
+    return remedy
+
+
 def _breaker(store: Store, campaign_id: int, runbook: Any) -> str | None:
     """Why the failure-rate breaker trips now, or None: too many of the attempts collected
     since the last approval or resume failed (the infrastructure is likely down)."""
@@ -183,7 +206,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             continue
         done = collect_ended(store, executor, target, root, runbook, e, handle, info, campaign_id=campaign.id,
                              phase=phase, policy=policy, may_retry=may_retry,
-                             threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus)
+                             threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus, llm_remedy=_llm_remedy(spec, target))
         store.append_event(campaign.id, "collect", done.message, cost=done.cost, phase=phase, ok=done.ok,
                            status=done.status.value if done.status else "retry")
         report.collected.append(done.message)

@@ -472,7 +472,8 @@ def _key(config: LLMConfig) -> str:
     return config.api_key.get_secret_value() if config.api_key is not None else PLACEHOLDER_API_KEY
 
 
-def _ask_openai(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[Any, dict[str, Any]]:
+def _ask_openai(config: LLMConfig, messages: list[dict[str, str]], schema: dict[str, Any] | None = None,
+                name: str = "") -> tuple[Any, dict[str, Any]]:
     """The decoded answer and the token usage; raises the client's errors or _SchemaMismatch/_Refused."""
     import openai
 
@@ -485,7 +486,8 @@ def _ask_openai(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[Any,
             messages=messages,  # type: ignore[arg-type]
             response_format={
                 "type": "json_schema",
-                "json_schema": {"name": _OPENAI_SCHEMA_NAME, "schema": OPENAI_RESPONSE_SCHEMA, "strict": True},
+                "json_schema": {"name": name or _OPENAI_SCHEMA_NAME, "schema": schema or OPENAI_RESPONSE_SCHEMA,
+                                "strict": True},
             },
         )
     if not hasattr(response, "choices"):  # e.g. an HTML page from a proxy, decoded as text
@@ -506,8 +508,10 @@ def _ask_openai(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[Any,
     return _load_json(message.content), usage
 
 
-def _ask_anthropic(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[Any, dict[str, Any]]:
+def _ask_anthropic(config: LLMConfig, messages: list[dict[str, str]], schema: dict[str, Any] | None = None,
+                   name: str = "", description: str = "") -> tuple[Any, dict[str, Any]]:
     """Forces the answer through a tool whose input schema is the answer schema."""
+    tool = name or ANTHROPIC_TOOL_NAME
     import anthropic
 
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
@@ -522,12 +526,12 @@ def _ask_anthropic(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[A
             messages=turns,  # type: ignore[arg-type]
             tools=[
                 {
-                    "name": ANTHROPIC_TOOL_NAME,
-                    "description": "Record the proposed hypotheses for Rankwright's next experiments.",
-                    "input_schema": SUGGESTION_SCHEMA,
+                    "name": tool,
+                    "description": description or "Record the proposed hypotheses for Rankwright's next experiments.",
+                    "input_schema": schema or SUGGESTION_SCHEMA,
                 }
             ],
-            tool_choice={"type": "tool", "name": ANTHROPIC_TOOL_NAME},
+            tool_choice={"type": "tool", "name": tool},
         )
     if not hasattr(response, "content"):
         raise _SchemaMismatch(f"the response is {type(response).__name__}, not a message")
@@ -537,7 +541,7 @@ def _ask_anthropic(config: LLMConfig, messages: list[dict[str, str]]) -> tuple[A
         raise _Refused("the model stopped with stop_reason 'refusal'")
     blocks = list(getattr(response, "content", None) or [])
     for block in blocks:
-        if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == ANTHROPIC_TOOL_NAME:
+        if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == tool:
             if stop_reason == "max_tokens":
                 raise _SchemaMismatch("the answer was cut off at the token limit")
             return block.input, usage
@@ -577,6 +581,27 @@ def _client_error(config: LLMConfig, exc: Exception) -> str | None:
     if status is not None:
         return f"LLM endpoint returned HTTP {status}: {_short(getattr(exc, 'message', exc))}"
     return f"LLM client error ({name}): {_short(exc)}"
+
+
+def ask_json(config: LLMConfig, messages: list[dict[str, str]], *, openai_schema: dict[str, Any],
+             schema: dict[str, Any], name: str, description: str) -> tuple[Any, str | None]:
+    """(decoded answer, None), or (None, why nothing usable came back): one structured
+    question to the configured model, for any answer schema. Never raises for what the
+    remote side does."""
+    try:
+        if config.provider == "openai":
+            answer, _ = _ask_openai(config, messages, openai_schema, name)
+        else:
+            answer, _ = _ask_anthropic(config, messages, schema, name, description)
+        return answer, None
+    except ImportError as exc:
+        return None, f"the {config.provider} package is not installed ({_short(exc)})"
+    except _Refused as exc:
+        return None, f"LLM refused: {_short(exc)}"
+    except _SchemaMismatch as exc:
+        return None, f"LLM answer was not valid JSON for the schema: {_short(exc)}"
+    except Exception as exc:  # the remote side must never crash the agent
+        return None, _client_error(config, exc) or f"LLM answer had an unexpected shape ({type(exc).__name__})"
 
 
 def suggest(
