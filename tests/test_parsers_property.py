@@ -34,46 +34,23 @@ def _write(tmp_path, name, document):
     return path
 
 
+LOADERS = [(load_campaign, SpecError), (load_target, TargetError), (load_run_config, ConfigError),
+           (load_runbook, RunbookError)]
+
+
+@pytest.mark.parametrize("loader, error", LOADERS, ids=["spec", "target", "run-config", "runbook"])
 @SETTINGS
 @given(document=DOCS)
-def test_any_campaign_spec_is_accepted_or_refused_in_words(tmp_path, document):
+def test_any_document_is_accepted_or_refused_in_words(tmp_path, loader, error, document):
     try:
-        load_campaign(_write(tmp_path, "spec.yaml", document))
-    except SpecError as exc:
-        assert str(exc)
-
-
-@SETTINGS
-@given(document=st.dictionaries(KEYS, DOCS, max_size=6))
-def test_any_target_file_is_accepted_or_refused_in_words(tmp_path, document):
-    try:
-        load_target(_write(tmp_path, "target.yaml", document))
-    except TargetError as exc:
-        assert str(exc)
-
-
-@SETTINGS
-@given(document=DOCS)
-def test_any_run_config_is_accepted_or_refused_in_words(tmp_path, document):
-    try:
-        load_run_config(_write(tmp_path, "run.yaml", document))
-    except ConfigError as exc:
-        assert str(exc)
-
-
-@SETTINGS
-@given(document=DOCS)
-def test_any_runbook_is_accepted_or_refused_in_words(tmp_path, document):
-    try:
-        load_runbook(_write(tmp_path, "runbook.yaml", document))
-    except RunbookError as exc:
+        loader(_write(tmp_path, "doc.yaml", document))
+    except error as exc:
         assert str(exc)
 
 
 @pytest.mark.parametrize("text", ["name: [unclosed", "\x00\x01", "- a\n- b", "a: b: c", ""])
 def test_malformed_text_is_refused_in_words(tmp_path, text):
-    for loader, error in ((load_campaign, SpecError), (load_target, TargetError), (load_run_config, ConfigError),
-                          (load_runbook, RunbookError)):
+    for loader, error in LOADERS:
         try:
             loader(_write(tmp_path, "f.yaml", text))
         except error as exc:

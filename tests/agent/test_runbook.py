@@ -507,11 +507,7 @@ def test_an_unknown_failure_asks_the_llm_whose_remedy_is_checked_before_use(tmp_
         monkeypatch.setenv("RANKWRIGHT_LLM_MODEL", "local-test")
         monkeypatch.setenv("RANKWRIGHT_LLM_URL", server.url + "/v1")
         server.reply_openai(openai_completion(json.dumps(answer)))
-        path = _campaign(tmp_path / "llm", monkeypatch, "odd")
-        _run(path)
-        store = open_store()
-        campaign, rows = _rows(store)
-        odd = rows["f/x3/seed1"]
+        campaign, odd = _odd_campaign(tmp_path / "llm", monkeypatch)
         assert campaign.status == "finished" and odd.status.value == "succeeded" and odd.attempt == 2
         assert odd.config["train"]["lr"] == pytest.approx(0.002)  # the model's remedy, inside the approved space
         assert "LLM: hasher state" in odd.failure["history"][0]["why"]
@@ -520,13 +516,16 @@ def test_an_unknown_failure_asks_the_llm_whose_remedy_is_checked_before_use(tmp_
 
         bad = {**answer, "changes": [{"knob": "train.lr", "value": 5.0}]}  # outside the knob's range
         server.reply_openai(openai_completion(json.dumps(bad)))
-        path = _campaign(tmp_path / "llm-bad", monkeypatch, "odd")
-        _run(path)
-        store = open_store()
-        campaign, rows = _rows(store)
-        odd = rows["f/x3/seed1"]
+        campaign, odd = _odd_campaign(tmp_path / "llm-bad", monkeypatch)
         assert odd.status.value == "succeeded" and odd.config["train"]["lr"] == 0.01  # the runbook's plain retry
         assert "LLM gave no usable remedy: its changes are invalid" in odd.failure["history"][0]["why"]
+
+
+def _odd_campaign(folder, monkeypatch):
+    """A campaign whose first run of x3 fails in a way no runbook pattern names."""
+    _run(_campaign(folder, monkeypatch, "odd"))
+    campaign, rows = _rows(open_store())
+    return campaign, rows["f/x3/seed1"]
 
 
 def test_an_llm_remedy_is_refused_unless_every_check_passes():
