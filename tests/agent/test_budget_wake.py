@@ -39,7 +39,7 @@ def _wake(path):
 def test_reservations_never_pass_the_budget_and_the_campaign_pauses(tmp_path, monkeypatch):
     path = _setup(tmp_path, monkeypatch, amount=0.45)  # 10 runs of ~0.1 h planned, 0.45 approved
     job = tmp_path / "job.py"  # runs that stay in flight for a while, so reservations pile up
-    job.write_text(job.read_text().replace("time.sleep(0.2)", "time.sleep(3)"))
+    job.write_text(job.read_text().replace("time.sleep(0.2)", "time.sleep(15)"))  # in flight past 2 slow wakes
     store = open_store()
     campaign = store.campaign("b")
     for _ in range(40):

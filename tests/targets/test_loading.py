@@ -21,7 +21,7 @@ def write(tmp_path, text):
         ("- just\n- a list\n", "expected a mapping"),
         ("name: t\ncommand: [run]\ncolour: red\n", "colour: unknown key"),
         ("name: t\n", "command: Field required"),
-        ("name: t\ncommand: [run, '{cfg}']\n", "bad placeholder"),
+        ("name: t\ncommand: [run, '{cfg}']\n", "unknown placeholder {cfg}; did you mean {config}?"),
         ("name: t\ncommand: [run]\nknobs:\n  - {path: a.b, kind: choice}\n", "knobs[0] (a.b)"),
         ("name: t\ncommand: [run]\nknobs:\n  - {path: a.b, kind: complex}\n", "knobs[0] (a.b).kind"),
         ("name: t\ncommand: [run]\nknobs:\n  - {path: a.b, kind: int, lo: 1}\n", "knobs[0] (a.b).lo: unknown key"),

@@ -88,7 +88,7 @@ def test_render_fills_placeholders_and_applies_changes(tmp_path):
 
 
 def test_bad_descriptions_are_refused():
-    with pytest.raises(ValueError, match="bad placeholder"):
+    with pytest.raises(ValueError, match="unknown placeholder {cfg}; did you mean {config}"):
         make_target(command=("{python}", "{cfg}"))
     with pytest.raises(ValueError, match="declared twice"):
         make_target(knobs=(KnobSpec(path="a", kind="bool"), KnobSpec(path="a", kind="bool")))

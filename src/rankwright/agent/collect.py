@@ -59,9 +59,10 @@ def roles_of(target: Target, config: Mapping[str, Any]) -> dict[str, RoleKnob]:
         node: Any = config
         for part in path.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, (int, float)) and not isinstance(node, bool):
-            knob = target.knob(path)
-            out[role] = RoleKnob(path, float(node), knob.low, knob.high, knob.kind == "int")
+        knob = target.knob(path)
+        if knob.kind in ("int", "float") and (node is None or (isinstance(node, (int, float))
+                                                               and not isinstance(node, bool))):
+            out[role] = RoleKnob(path, None if node is None else float(node), knob.low, knob.high, knob.kind == "int")
     return out
 
 

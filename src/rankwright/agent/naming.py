@@ -8,7 +8,6 @@ import hashlib
 import re
 from pathlib import Path
 
-SEED_KNOB = "train.seed"
 BASELINE = "baseline"
 LOW = "@low"  # suffix of an arm run at the strategy's low fidelity
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.agent.naming import SEED_KNOB, base_name, split_key, work_dir
+from rankwright.agent.naming import base_name, split_key, work_dir
 from rankwright.agent.ports import DescribedTarget, HypothesisSource
 from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
@@ -40,7 +40,9 @@ def allowed_knobs(spec: CampaignSpec, target: Target, low: Mapping[str, Any] | N
     from rankwright.hypotheses.knowledge import load_knowledge_base
 
     paths = {k.path for k in target.knobs}
-    knobs = {SEED_KNOB, *(low_fidelity(spec, target) if low is None else low), *search_space(spec, target)}
+    seed = target.role_paths().get("seed")
+    knobs = {*([seed] if seed else []), *(low_fidelity(spec, target) if low is None else low),
+             *search_space(spec, target)}
     for change in spec.changes:
         knobs |= set(change.set)
     for technique in load_knowledge_base().for_model(model_family(spec, target)):

@@ -39,6 +39,19 @@ def _writable(path: Path) -> tuple[bool, str]:
         return False, f"{path}: {exc.strerror}"
 
 
+def _seeds_differ(spec: CampaignSpec, target: Target) -> CheckItem:
+    """Repeats measure the noise only if they can differ: the target must have a seed knob."""
+    seed = target.role_paths().get("seed")
+    if seed:
+        return CheckItem("repeats differ by their seed", True, f"each repeat sets {seed} to its seed number")
+    if spec.baseline_seeds <= 1 and spec.hypotheses.seeds <= 1:
+        return CheckItem("repeats differ by their seed", True, "one seed per arm: nothing is repeated")
+    return CheckItem("repeats differ by their seed", False,
+                     f"the target declares no seed knob, so its {spec.baseline_seeds} baseline repeats would be "
+                     "the same run and the noise would read as zero",
+                     "declare the knob that seeds a run (roles: {seed: <knob path>}), or use one seed")
+
+
 def _writes_inside(spec: CampaignSpec, target: Target) -> CheckItem:
     """The store, the target's result files and every place a planned change makes a run
     write lie inside the allowed paths."""
@@ -123,6 +136,7 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
         ok, detail = _writable(Path(raw))
         items.append(CheckItem("paths writable", ok, detail, "" if ok else f"create {raw} or allow another path"))
     items.append(_writes_inside(spec, target))
+    items.append(_seeds_differ(spec, target))
     runs_root = Path(spec.allowed_paths[0]) / "runs"
     ok, detail = _writable(runs_root)
     items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",

@@ -46,7 +46,7 @@ class RoleKnob:
     """A knob a remedy reaches by its role, with the schema's bounds (remedies stay inside)."""
 
     path: str
-    value: float
+    value: float | None  # None: unset (a remedy may set it, not scale it)
     low: float | None = None
     high: float | None = None
     integer: bool = False
@@ -127,7 +127,7 @@ def _remedied(roles: Mapping[str, RoleKnob], scale: Mapping[str, float],
     said = []
     for role, target in [*((r, None) for r in scale), *((r, v) for r, v in values.items())]:
         knob = roles.get(role)
-        if knob is None:
+        if knob is None or (target is None and knob.value is None):
             continue
         new = knob.value * scale[role] if target is None else float(target)
         if knob.low is not None:
@@ -137,7 +137,7 @@ def _remedied(roles: Mapping[str, RoleKnob], scale: Mapping[str, float],
         new = max(1, round(new)) if knob.integer else new
         if new != knob.value:
             out[knob.path] = new
-            said.append(f"{knob.path} {knob.value:g} -> {new:g}")
+            said.append(f"{knob.path} {'unset' if knob.value is None else f'{knob.value:g}'} -> {new:g}")
     return out, said
 
 

@@ -26,7 +26,7 @@ from rankwright.agent.access import allowed_roots, outside_writes
 from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
 from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt, timed_out
 from rankwright.agent.runbook import load_runbook
-from rankwright.agent.naming import SEED_KNOB, experiment_key, fidelity_share, work_dir
+from rankwright.agent.naming import experiment_key, fidelity_share, work_dir
 from rankwright.agent.spec import CampaignSpec, gpus_per_run
 from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thread_env
@@ -140,13 +140,18 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     planned = planned_experiments(plan, revisions)
     by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in planned}
 
-    def render(key: str, remedy: dict | None = None) -> tuple[tuple[str, ...], dict]:
+    seed_knob = target.role_paths().get("seed")
+
+    def config_changes(key: str, remedy: dict | None = None) -> dict:
         entry = by_key[key]
         changes = dict(entry["changes"])
-        if any(k.path == SEED_KNOB for k in target.knobs):  # repeats differ only by their seed
-            changes.setdefault(SEED_KNOB, entry["seed"])
+        if seed_knob:  # repeats differ only by their seed (the target's knob with the seed role)
+            changes.setdefault(seed_knob, entry["seed"])
         changes.update(remedy or {})  # a runbook retry's remedied knobs
-        command, config = target.render(changes, work_dir(root, key))
+        return changes
+
+    def render(key: str, remedy: dict | None = None) -> tuple[tuple[str, ...], dict]:
+        command, config = target.render(config_changes(key, remedy), work_dir(root, key))
         return tuple(command), config
 
     def send(key: str, attempt: int = 1, failure: dict | None = None) -> str | None:
@@ -159,8 +164,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             prepare_attempt(work_dir(root, key), attempt, failure.get("action"))
         target.write_config(work_dir(root, key), config)
         try:
+            env = {**target.render_env(config_changes(key, failure.get("changes")), work_dir(root, key)), **threads}
             return executor.submit(run_key, RunSpec(command=command, run_dir=work_dir(root, key), on_exit=on_exit,
-                                                    env=threads, delay_s=float(failure.get("backoff_s") or 0.0),
+                                                    env=env, delay_s=float(failure.get("backoff_s") or 0.0),
                                                     gpus=gpus))
         except ExecutorFull:
             return None

@@ -4,9 +4,13 @@ A `Target` is a frozen description, not a process: a command template, a typed k
 schema, the configuration experiments start from, where metrics and heartbeats appear, and
 a cost model. It never starts anything; executors run what `render` returns.
 
-Placeholders in `command`: `{python}` (this interpreter), `{config}` (the experiment's
-config file, written by the agent from `render`'s config), `{run_dir}`, and `{root}` (the
-target's folder, for codebases described by a YAML file).
+Placeholders in `command` and `env`: `{python}` (the target's own interpreter when it
+names one, else Rankwright's), `{config}` (the experiment's config file, written by the
+agent from `render`'s config), `{run_dir}`, `{root}` (the target's folder, for codebases
+described by a YAML file), and any declared knob by its path (`--lr {train.learning_rate}`:
+the experiment's value). A command part that is exactly `{knobs}` becomes one argument per
+knob with a value, shaped by `knob_flag` (default `--{path}={value}`). `launcher` is put
+before the command (a container or conda wrapper).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import copy
 import difflib
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +32,7 @@ from rankwright.targets.cost import CostFeatures, CostModelSpec
 
 KnobKind = Literal["int", "float", "bool", "choice", "int_tuple", "str"]
 PLACEHOLDERS = ("python", "config", "run_dir", "root")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]*)\}")
 
 
 class TargetError(ValueError):
@@ -173,9 +179,10 @@ class MetricsSpec(_Frozen):
 
 
 # What some knobs do, whatever a codebase calls them: the runbook's remedies reach knobs by role.
-KNOB_ROLES = ("learning_rate", "batch_size", "grad_clip")
+KNOB_ROLES = ("learning_rate", "batch_size", "grad_clip", "seed")
 _ROLE_SUFFIXES = {"learning_rate": ("learning_rate", "lr"), "batch_size": ("batch_size",),
-                  "grad_clip": ("grad_clip", "clip_norm", "max_grad_norm", "gradient_clip_val")}
+                  "grad_clip": ("grad_clip", "grad_clip_norm", "clip_norm", "max_grad_norm", "gradient_clip_val"),
+                  "seed": ("seed", "random_seed")}
 
 
 class Target(_Frozen):
@@ -191,6 +198,12 @@ class Target(_Frozen):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     cost: CostModelSpec = Field(default_factory=CostModelSpec)
     roles: dict[str, str] = Field(default_factory=dict, description="knob role -> knob path (default: by name)")
+    python: str | None = Field(None, description="the target's own interpreter for {python} (a venv's python; "
+                                                 "relative to root)")
+    launcher: tuple[str, ...] = Field((), description="put before the command, e.g. [conda, run, -n, myenv]")
+    env: dict[str, str] = Field(default_factory=dict, description="environment variables of every run "
+                                                                  "(placeholders allowed)")
+    knob_flag: str = Field("--{path}={value}", description="how {knobs} spells one knob: {path}, {leaf}, {value}")
 
     @model_validator(mode="after")
     def _coherent(self) -> "Target":
@@ -203,14 +216,21 @@ class Target(_Frozen):
                 raise ValueError(f"roles: unknown role {role!r}; known: {', '.join(KNOB_ROLES)}")
             if path not in paths:
                 raise ValueError(f"roles: {role} names {path!r}, which is not a declared knob")
-        for part in self.command:
-            try:
-                part.format(**{name: "" for name in PLACEHOLDERS})
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
-                    f"command part {part!r}: bad placeholder ({exc}); known: "
-                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                ) from None
+        known = {*PLACEHOLDERS, *paths}
+        for where, part in [*(("command", p) for p in (*self.launcher, *self.command)),
+                            *((f"env.{k}", v) for k, v in self.env.items())]:
+            if part == "{knobs}" and where == "command":
+                continue
+            for name in _PLACEHOLDER.findall(part):
+                if name not in known:
+                    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                    raise ValueError(f"{where} part {part!r}: unknown placeholder {{{name}}}"
+                                     + (f"; did you mean {{{close[0]}}}?" if close else
+                                        "; known: {python}, {config}, {run_dir}, {root}, {knobs} and the knob paths"))
+        for name in _PLACEHOLDER.findall(self.knob_flag):
+            if name not in ("path", "leaf", "value"):
+                raise ValueError(f"knob_flag {self.knob_flag!r}: unknown placeholder {{{name}}}; known: "
+                                 "{path}, {leaf}, {value}")
         if not self.config_file.endswith((".yaml", ".yml", ".json")):
             raise ValueError(f"config_file {self.config_file!r} must end in .yaml, .yml or .json")
         return self
@@ -304,13 +324,41 @@ class Target(_Frozen):
     def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The command line and the config document of one experiment (nothing is written)."""
         config = self.config_with(changes)
-        values = {
-            "python": sys.executable,
-            "config": str(Path(run_dir) / self.config_file),
-            "run_dir": str(run_dir),
-            "root": self.root or ".",
-        }
-        return tuple(part.format(**values) for part in self.command), config
+        values = self._values(config, run_dir)
+        command: list[str] = []
+        for part in (*self.launcher, *self.command):
+            if part == "{knobs}":
+                command += self._flags(config)
+            else:
+                command.append(_fill(part, values))
+        return tuple(command), config
+
+    def render_env(self, changes: Mapping[str, Any], run_dir: Path | str) -> dict[str, str]:
+        """The run's own environment variables (the executor's are kept besides)."""
+        if not self.env:
+            return {}
+        values = self._values(self.config_with(changes), run_dir)
+        return {k: _fill(v, values) for k, v in self.env.items()}
+
+    def _values(self, config: Mapping[str, Any], run_dir: Path | str) -> dict[str, str]:
+        python = sys.executable
+        if self.python:
+            python = self.python if Path(self.python).is_absolute() or not self.root else str(Path(self.root) / self.python)
+        values = {"python": python, "config": str(Path(run_dir) / self.config_file), "run_dir": str(run_dir),
+                  "root": self.root or "."}
+        for knob in self.knobs:
+            value = _value_at(config, knob.path)
+            values[knob.path] = "" if value is None else _spell(value)
+        return values
+
+    def _flags(self, config: Mapping[str, Any]) -> list[str]:
+        out = []
+        for knob in self.knobs:
+            value = _value_at(config, knob.path)
+            if value is not None:
+                out.append(_fill(self.knob_flag, {"path": knob.path, "leaf": knob.path.split(".")[-1],
+                                                  "value": _spell(value)}))
+        return out
 
     def write_config(self, run_dir: Path | str, config: Mapping[str, Any]) -> Path:
         """Write the config where `{config}` points; returns its path."""
@@ -416,6 +464,24 @@ class Target(_Frozen):
     def is_stale(self, run_dir: Path | str, now: float | None = None) -> bool:
         age = self.heartbeat_age(run_dir, now)
         return age is not None and age > self.metrics.heartbeat_max_age_s
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def _spell(value: Any) -> str:
+    """A knob value on a command line: numbers and strings as they are, the rest as JSON."""
+    if isinstance(value, bool) or isinstance(value, (list, tuple, dict)) or value is None:
+        return json.dumps(list(value) if isinstance(value, tuple) else value)
+    return str(value)
+
+
+def _value_at(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
 
 
 def _number_at(record: Mapping[str, Any], dotted: str) -> float | None:

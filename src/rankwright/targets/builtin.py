@@ -125,6 +125,9 @@ def builtin_target(model: str = "dnn", base_config: dict[str, Any] | None = None
         knobs=tuple(knobs),
         base_config=full,
         config_file="experiment.yaml",
+        # the split's and the generator's seeds are the data's: only the training seed makes repeats
+        roles={"seed": "train.seed", "learning_rate": "train.learning_rate", "batch_size": "train.batch_size",
+               "grad_clip": "train.grad_clip_norm"},
         metrics=MetricsSpec(
             file="metrics.jsonl",
             format="jsonl",
