@@ -210,3 +210,19 @@ def test_wakes_keep_the_fidelity_the_plan_recorded(workdir, monkeypatch):
     assert spec_module.low_fidelity(spec, target) == {"data.train_fraction": 0.5}
     state = observe(store, spec, target, workdir / ".rankwright", campaign.id, document, rank=False)
     assert state.low == {} and "data.train_fraction" not in state.allowed_knobs
+
+
+def test_repeats_that_cannot_differ_fail_preflight(workdir):
+    target = {"name": "no-seed", "command": ["{python}", "-c", "pass"], "base_config": {"lr": 0.1},
+              "knobs": [{"path": "lr", "kind": "float", "low": 0.0001, "high": 1.0, "default": 0.1}],
+              "metrics": {"objective": "loss"}}
+    (workdir / "t.yaml").write_text(yaml.safe_dump(target))
+    spec = _write(workdir / "c.yaml", {"name": "noseed", "target": "t.yaml", "budget": {"amount": 1.0},
+                                       "baseline_seeds": 3, "changes": [{"name": "lower", "set": {"lr": 0.01}}]})
+    planned = runner.invoke(app, ["plan", str(spec), "--skip-smoke"])
+    assert planned.exit_code == 1
+    store = open_store()
+    document = store.latest_plan(store.campaign("noseed").id)[1]
+    check = next(i for i in document["preflight"] if i["name"] == "repeats differ by their seed")
+    assert not check["ok"] and "3 baseline repeats would be the same run" in check["detail"]
+    assert "roles: {seed:" in check["fix"]

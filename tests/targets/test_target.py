@@ -147,3 +147,35 @@ def test_targets_answer_what_the_agent_asks_of_them():
     assert builtin_target("dcnv2").low_fidelity() == {"data.train_fraction": 0.5}
     assert external.low_fidelity() == {} and external.smoke_changes() == {}
     assert builtin_target("dnn").model_family() == "dnn"
+
+
+def test_a_command_driven_by_flags_gets_knob_values_and_its_own_environment(tmp_path):
+    target = make_target(
+        command=("{python}", "train.py", "--lr", "{model.lr}", "{knobs}", "--out", "{run_dir}"),
+        python="venv/bin/python", root=str(tmp_path), launcher=("nice", "-n", "5"),
+        env={"MODEL_OUT": "{run_dir}/model", "LR": "{model.lr}"}, knob_flag="--{leaf}={value}")
+    command, config = target.render({"model.lr": 0.25, "model.layers": (16, 8)}, tmp_path / "run")
+    assert command[:4] == ("nice", "-n", "5", str(tmp_path / "venv/bin/python"))
+    assert command[4:7] == ("train.py", "--lr", "0.25")
+    flags = command[7:-2]  # every knob with a value, spelt by knob_flag; a tuple as JSON, a bool in lower case
+    assert "--lr=0.25" in flags and "--layers=[16, 8]" in flags and "--act=relu" in flags
+    assert "--bn=true" not in flags and "--epochs=2" in flags  # model.bn has no value in the config
+    assert command[-2:] == ("--out", str(tmp_path / "run"))
+    assert target.render_env({"model.lr": 0.25}, tmp_path / "run") == {"MODEL_OUT": f"{tmp_path / 'run'}/model",
+                                                                        "LR": "0.25"}
+    with pytest.raises(ValueError, match=r"unknown placeholder \{model.lrr\}; did you mean \{model.lr\}"):
+        make_target(command=("run", "--lr", "{model.lrr}"))
+    with pytest.raises(ValueError, match=r"knob_flag .*unknown placeholder \{name\}"):
+        make_target(knob_flag="--{name}={value}")
+
+
+def test_the_seed_is_a_role_declared_or_found_by_name():
+    assert make_target().role_paths().get("seed") is None  # no seed knob: repeats could not differ
+    seeded = make_target(knobs=(KnobSpec(path="train.random_seed", kind="int", low=0, high=99, default=0),))
+    assert seeded.role_paths()["seed"] == "train.random_seed"
+    two = (KnobSpec(path="data.seed", kind="int", low=0, high=9, default=0),
+           KnobSpec(path="train.seed", kind="int", low=0, high=9, default=0))
+    assert make_target(knobs=two).role_paths().get("seed") is None  # ambiguous: it must be declared
+    assert make_target(knobs=two, roles={"seed": "train.seed"}).role_paths()["seed"] == "train.seed"
+    with pytest.raises(ValueError, match="roles: seed names 'train.sed', which is not a declared knob"):
+        make_target(knobs=two, roles={"seed": "train.sed"})
