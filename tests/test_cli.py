@@ -129,3 +129,17 @@ def test_an_unwritable_folder_is_said_in_words_with_exit_1(tmp_path):
                               capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert "a-file" in done.stderr and "writable" in done.stderr
+
+
+def test_knobs_of_a_target_yaml_with_their_roles(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples/targets/sklearn_logreg/target.yaml"
+    shown = runner.invoke(app, ["knobs", "--target", str(example)])
+    assert shown.exit_code == 0 and "knobs of target sklearn-logreg" in shown.output and "model.C" in shown.output
+    target = tmp_path / "t.yaml"
+    target.write_text("name: t\ncommand: [run]\nknobs:\n  - {path: opt.lr, kind: float, low: 0.0001, high: 1}\n")
+    shown = runner.invoke(app, ["knobs", "--target", str(target)])
+    assert "(role: learning_rate)" in " ".join(shown.output.split())
+    missing = runner.invoke(app, ["knobs", "--target", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "give the path of the target's YAML file" in " ".join(missing.output.split())

@@ -115,26 +115,42 @@ def train(
 @app.command()
 def knobs(
     model: str = typer.Option("dnn", "--model", "-m", help="model whose knobs to list"),
+    target: Optional[Path] = typer.Option(None, "--target", "-t", help="a target YAML: list its knobs instead"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """List every knob a run exposes, with its type, range and default."""
     from rankwright.ranking.knobs import knob_schema
 
-    try:
-        schema = knob_schema(model)
-    except ValueError as exc:
-        fail(f"--model: {exc}")
+    title = f"knobs of a {model} run"
+    if target is not None:
+        from rankwright.targets import TargetError, load_target
+
+        try:
+            loaded = load_target(target)
+        except TargetError as exc:
+            fail(str(exc))
+        schema = list(loaded.knobs)
+        roles = {path: role for role, path in loaded.role_paths().items()}
+        title = f"knobs of target {loaded.name} ({target})"
+    else:
+        try:
+            schema = knob_schema(model)
+        except ValueError as exc:
+            fail(f"--model: {exc}")
+        roles = {}
     if as_json:
-        typer.echo(json.dumps([k.to_dict() for k in schema], default=str, indent=2))
+        typer.echo(json.dumps([k.to_dict() if hasattr(k, "to_dict") else k.model_dump(mode="json") for k in schema],
+                              default=str, indent=2))
         return
     from rich.table import Table
 
-    table = Table(title=f"knobs of a {model} run")
+    table = Table(title=title)
     table.add_column("knob", no_wrap=True)  # a knob name is what a user types: never cut
     for column in ("type", "allowed", "default", "why it matters"):
         table.add_column(column, overflow="fold")
     for k in schema:
-        table.add_row(k.path, k.kind, k.describe_range(), str(k.default), k.description)
+        role = f" (role: {roles[k.path]})" if k.path in roles else ""
+        table.add_row(k.path, k.kind, k.describe_range(), str(k.default), k.description + role)
     console.print(table)
 
 

@@ -49,5 +49,5 @@ def target_from_dict(document: Any, source: str, root: Path | None = None) -> Ta
 def load_target(path: Path | str) -> Target:
     """Read a target YAML file; `root` defaults to the file's folder (relative paths from it)."""
     path = Path(path)
-    document = read_yaml(path, TargetError, "target file")
+    document = read_yaml(path, TargetError, "target")
     return target_from_dict(document, str(path), root=path.parent)
