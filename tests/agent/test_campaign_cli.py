@@ -226,3 +226,20 @@ def test_repeats_that_cannot_differ_fail_preflight(workdir):
     check = next(i for i in document["preflight"] if i["name"] == "repeats differ by their seed")
     assert not check["ok"] and "3 baseline repeats would be the same run" in check["detail"]
     assert "roles: {seed:" in check["fix"]
+
+
+def test_relative_data_paths_in_a_spec_start_at_the_spec_folder(workdir, monkeypatch):
+    from rankwright.agent.spec import load_campaign
+
+    folder = workdir / "project"
+    (folder / "data").mkdir(parents=True)
+    rows = "".join(f"{i % 2},u{i % 5}\n" for i in range(40))
+    (folder / "data" / "train.csv").write_text("click,user\n" + rows)
+    spec = _write(folder / "c.yaml", {"name": "rel", "budget": {"amount": 1.0}, "base_config": {"data": {
+        "source": "csv", "train": "data/train.csv", "schema": {"label": "click", "categorical": ["user"]}}}})
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the command runs from another folder
+    loaded, target = load_campaign(spec)
+    assert target.base_config["data"]["train"] == str(folder / "data" / "train.csv")
+    assert loaded.base_config["data"]["train"] == "data/train.csv"  # the spec itself is kept as written

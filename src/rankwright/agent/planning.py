@@ -79,7 +79,7 @@ def _data_readable(target: Target) -> CheckItem:
                if data.get(role) and not os.access(data[role], os.R_OK)]
     if missing:
         return CheckItem("data readable", False, "cannot read " + "; ".join(missing),
-                         "fix the paths in base_config.data (relative paths start at the working folder)")
+                         "fix the paths in base_config.data (relative paths start at the spec's folder)")
     return CheckItem("data readable", True, "every data file named in base_config.data is readable")
 
 

@@ -142,6 +142,23 @@ class CampaignSpec(_Frozen):
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
 
 
+def _paths_from(base_config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The base config with its relative data paths made absolute from the spec's folder:
+    one rule for every relative path a person writes in a file (a run config's paths start
+    at the run config's folder, a spec's at the spec's)."""
+    import copy
+
+    data = base_config.get("data") if isinstance(base_config, dict) else None
+    if not isinstance(data, dict):
+        return base_config
+    out = copy.deepcopy(base_config)
+    for role in ("train", "valid", "test"):
+        value = data.get(role)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            out["data"][role] = str((folder / value).resolve())
+    return out
+
+
 def gpus_per_run(spec: CampaignSpec) -> int:
     if spec.gpus_per_run is not None:
         return spec.gpus_per_run
@@ -191,7 +208,7 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
         raise SpecError(f"{path}: invalid campaign spec\n  " + "\n  ".join(_describe(e) for e in exc.errors())) from None
     try:
         if spec.target == "builtin":
-            target = builtin_target(spec.model, spec.base_config)
+            target = builtin_target(spec.model, _paths_from(spec.base_config, path.parent))
         else:
             target_path = Path(spec.target)
             target = load_target(target_path if target_path.is_absolute() else path.parent / target_path)
