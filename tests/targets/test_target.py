@@ -179,3 +179,21 @@ def test_the_seed_is_a_role_declared_or_found_by_name():
     assert make_target(knobs=two, roles={"seed": "train.seed"}).role_paths()["seed"] == "train.seed"
     with pytest.raises(ValueError, match="roles: seed names 'train.sed', which is not a declared knob"):
         make_target(knobs=two, roles={"seed": "train.sed"})
+
+
+def test_an_external_target_s_data_is_identified_by_its_files(tmp_path):
+    (tmp_path / "a.csv").write_text("label,x\n1,2\n")
+    (tmp_path / "b.csv").write_text("label,x\n0,3\n")
+
+    def on(name, **extra):
+        return make_target(root=str(tmp_path), base_config={"data": {"path": name}}, data_files=("data.path",),
+                           **extra)
+
+    assert on("a.csv").data_identity() == on("a.csv").data_identity()
+    assert on("a.csv").data_identity() != on("b.csv").data_identity()
+    before = on("a.csv").data_identity()
+    (tmp_path / "a.csv").write_text("label,x\n1,2\n0,5\n")  # the same name, other data
+    assert on("a.csv").data_identity() != before
+    undeclared = [make_target(base_config={"data": {"rows": n}}).data_identity() for n in (10, 20)]
+    assert undeclared[0] != undeclared[1]  # without declared files, the data section tells them apart
+    assert make_target(base_config={}).data_identity() == ""  # nothing said: unknown, not "the same"

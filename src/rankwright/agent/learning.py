@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from rankwright.agent.spec import CampaignSpec
 from rankwright.hypotheses.engine import Ranking, rank_hypotheses
 from rankwright.hypotheses.insights import (
-    Context, Insight, comparison_insight, data_identity, load_all, noise_threshold,
+    Context, Insight, comparison_insight, load_all, noise_threshold,
 )
 from rankwright.hypotheses.knowledge import knob_values, load_knowledge_base
 from rankwright.targets import Target
@@ -36,7 +36,7 @@ def campaign_context(spec: CampaignSpec, target: Target, baseline: Sequence[floa
                        float(data.get("train_fraction", 1.0) or 1.0) if isinstance(data, dict) else 1.0),
                    task=str((data.get("synthetic") or {}).get("structure", data.get("source", ""))
                             if isinstance(data, dict) else ""),
-                   data_id=data_identity(data))
+                   data_id=target.data_identity())
 
 
 def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baseline: Sequence[float] = (),

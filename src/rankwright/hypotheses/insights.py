@@ -94,17 +94,10 @@ class Context:
 
 
 def data_identity(data: Mapping[str, Any]) -> str:
-    """Names the data a run reads (the files, or the generator's settings), not how it is
-    processed: a related dataset of the same shape is similar, but it is not the same
-    context, so what failed on one is still worth trying on the other."""
-    if not isinstance(data, Mapping):
-        return ""
-    source = data.get("source", "synthetic")
-    if source == "synthetic":
-        body: Any = {"synthetic": data.get("synthetic") or {}}
-    else:
-        body = {"source": source, "files": [data.get(k) for k in ("train", "valid", "test")]}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """The built-in target's data identity of a `data` section (see `Target.data_identity`)."""
+    from rankwright.targets._base import builtin_data_identity
+
+    return builtin_data_identity(data)
 
 
 def similarity(a: Context, b: Context) -> float:

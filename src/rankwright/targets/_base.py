@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import math
 import re
@@ -204,6 +205,8 @@ class Target(_Frozen):
     env: dict[str, str] = Field(default_factory=dict, description="environment variables of every run "
                                                                   "(placeholders allowed)")
     knob_flag: str = Field("--{path}={value}", description="how {knobs} spells one knob: {path}, {leaf}, {value}")
+    data_files: tuple[str, ...] = Field((), description="config paths (dotted) whose values name the data files; "
+                                                        "the data's identity is read off those files")
 
     @model_validator(mode="after")
     def _coherent(self) -> "Target":
@@ -234,6 +237,26 @@ class Target(_Frozen):
         if not self.config_file.endswith((".yaml", ".yml", ".json")):
             raise ValueError(f"config_file {self.config_file!r} must end in .yaml, .yml or .json")
         return self
+
+    # --- data ---------------------------------------------------------------------------
+    def data_identity(self) -> str:
+        """Which data the runs read, so that insights know "the same data" from "data of
+        the same shape": the declared data files (name, size and a hash of their first
+        megabyte), else the base config's `data` section; "" when the target says nothing."""
+        if self.data_files:
+            prints = []
+            for dotted in self.data_files:
+                value = _value_at(self.base_config, dotted)
+                if not isinstance(value, str) or not value:
+                    prints.append([dotted, None])
+                    continue
+                path = Path(value) if Path(value).is_absolute() or not self.root else Path(self.root) / value
+                prints.append([dotted, *_fingerprint(path)])
+            return hashlib.sha256(json.dumps(prints, default=str).encode()).hexdigest()[:16]
+        data = self.base_config.get("data") if isinstance(self.base_config, dict) else None
+        if not data:
+            return ""
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # --- knobs --------------------------------------------------------------------------
     def role_paths(self) -> dict[str, str]:
@@ -464,6 +487,30 @@ class Target(_Frozen):
     def is_stale(self, run_dir: Path | str, now: float | None = None) -> bool:
         age = self.heartbeat_age(run_dir, now)
         return age is not None and age > self.metrics.heartbeat_max_age_s
+
+
+def _fingerprint(path: Path) -> tuple[str, int | None, str | None]:
+    """(file name, size, hash of the first megabyte): cheap, and it changes with the data."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+        return path.name, path.stat().st_size, hashlib.sha256(head).hexdigest()[:16]
+    except OSError:
+        return path.name, None, None
+
+
+def builtin_data_identity(data: Mapping[str, Any]) -> str:
+    """Names the data a built-in run reads (the files, or the generator's settings), not how
+    it is processed: a related dataset of the same shape is similar, but it is not the same
+    context, so what failed on one is still worth trying on the other."""
+    if not isinstance(data, Mapping):
+        return ""
+    source = data.get("source", "synthetic")
+    if source == "synthetic":
+        body: Any = {"synthetic": data.get("synthetic") or {}}
+    else:
+        body = {"source": source, "files": [data.get(k) for k in ("train", "valid", "test")]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

@@ -12,12 +12,15 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.targets._base import KnobSpec, MetricsSpec, Target, TargetError
+from rankwright.targets._base import KnobSpec, MetricsSpec, Target, TargetError, builtin_data_identity
 from rankwright.targets.cost import CostFeatures, CostModelSpec
 
 
 class BuiltinTarget(Target):
     """Rendered configs are validated by the ranking codebase's own `validate_run_config`."""
+
+    def data_identity(self) -> str:
+        return builtin_data_identity(self.base_config.get("data") or {})
 
     def check_config(self, config: dict[str, Any]) -> dict[str, Any]:
         self.run_config(config)
