@@ -226,6 +226,8 @@ def test_repeats_that_cannot_differ_fail_preflight(workdir):
     check = next(i for i in document["preflight"] if i["name"] == "repeats differ by their seed")
     assert not check["ok"] and "3 baseline repeats would be the same run" in check["detail"]
     assert "roles: {seed:" in check["fix"]
+    data = next(i for i in document["preflight"] if i["name"] == "data readable")
+    assert "reads its own data" in data["detail"] and "synthetic" not in data["detail"]
 
 
 def test_relative_data_paths_in_a_spec_start_at_the_spec_folder(workdir, monkeypatch):

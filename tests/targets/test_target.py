@@ -197,3 +197,10 @@ def test_an_external_target_s_data_is_identified_by_its_files(tmp_path):
     undeclared = [make_target(base_config={"data": {"rows": n}}).data_identity() for n in (10, 20)]
     assert undeclared[0] != undeclared[1]  # without declared files, the data section tells them apart
     assert make_target(base_config={}).data_identity() == ""  # nothing said: unknown, not "the same"
+
+
+def test_a_target_says_how_its_smoke_run_and_its_cheap_validation_are_made():
+    target = make_target(smoke={"train.epochs": 1}, low_fidelity_changes={"train.epochs": 1})
+    assert target.smoke_changes() == {"train.epochs": 1} and target.low_fidelity() == {"train.epochs": 1}
+    with pytest.raises(ValueError, match="smoke: 'train.epoch' is not a declared knob"):
+        make_target(smoke={"train.epoch": 1})

@@ -52,6 +52,12 @@ def _seeds_differ(spec: CampaignSpec, target: Target) -> CheckItem:
                      "declare the knob that seeds a run (roles: {seed: <knob path>}), or use one seed")
 
 
+def _config_value(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
 def _writes_inside(spec: CampaignSpec, target: Target) -> CheckItem:
     """The store, the target's result files and every place a planned change makes a run
     write lie inside the allowed paths."""
@@ -72,6 +78,19 @@ def _writes_inside(spec: CampaignSpec, target: Target) -> CheckItem:
 
 
 def _data_readable(target: Target) -> CheckItem:
+    from rankwright.targets import BuiltinTarget
+
+    if not isinstance(target, BuiltinTarget):  # a codebase of its own reads its own data
+        files = {d: _config_value(target.base_config, d) for d in target.data_files}
+        missing = [f"{d}: {v}" for d, v in files.items() if not isinstance(v, str) or not os.access(
+            v if os.path.isabs(v) or not target.root else os.path.join(target.root, v), os.R_OK)]
+        if missing:
+            return CheckItem("data readable", False, "cannot read " + "; ".join(missing),
+                             "fix the paths in the target's base_config (relative paths start at its root)")
+        if files:
+            return CheckItem("data readable", True, f"the target's data files are readable ({', '.join(files)})")
+        return CheckItem("data readable", True, f"target {target.name!r} reads its own data (declare data_files "
+                         "in the target to have it checked here)")
     data = target.base_config.get("data") if isinstance(target.base_config, dict) else None
     if not data or data.get("source", "synthetic") == "synthetic":
         return CheckItem("data readable", True, "built-in synthetic data (generated on the fly)")

@@ -67,7 +67,8 @@ def insights(technique: str | None, model: str | None, export: Path | None, impo
             print(json.dumps(i.to_json(), sort_keys=True))
         return
     table = Table(title=f"insights ({len(selected)})")
-    for column in ("technique", "campaign", "model", "rows", "fields", "baseline NE", "effect", "se", "helped", "cost x"):
+    # "baseline": the baseline's objective, whatever metric the campaign optimised (NE on the built-in target)
+    for column in ("technique", "campaign", "model", "rows", "fields", "baseline", "effect", "se", "helped", "cost x"):
         table.add_column(column, overflow="fold")
     for i in selected:
         c = i.context

@@ -207,6 +207,10 @@ class Target(_Frozen):
     knob_flag: str = Field("--{path}={value}", description="how {knobs} spells one knob: {path}, {leaf}, {value}")
     data_files: tuple[str, ...] = Field((), description="config paths (dotted) whose values name the data files; "
                                                         "the data's identity is read off those files")
+    smoke: dict[str, Any] = Field(default_factory=dict, description="knob changes that make the preflight's smoke "
+                                                                    "run short (fewer iterations, less data)")
+    low_fidelity_changes: dict[str, Any] = Field(
+        default_factory=dict, description="knob changes of a cheap validation run (low fidelity); none by default")
 
     @model_validator(mode="after")
     def _coherent(self) -> "Target":
@@ -230,6 +234,10 @@ class Target(_Frozen):
                     raise ValueError(f"{where} part {part!r}: unknown placeholder {{{name}}}"
                                      + (f"; did you mean {{{close[0]}}}?" if close else
                                         "; known: {python}, {config}, {run_dir}, {root}, {knobs} and the knob paths"))
+        for field, changes in (("smoke", self.smoke), ("low_fidelity_changes", self.low_fidelity_changes)):
+            for key in changes:
+                if key not in paths:
+                    raise ValueError(f"{field}: {key!r} is not a declared knob")
         for name in _PLACEHOLDER.findall(self.knob_flag):
             if name not in ("path", "leaf", "value"):
                 raise ValueError(f"knob_flag {self.knob_flag!r}: unknown placeholder {{{name}}}; known: "
@@ -313,7 +321,7 @@ class Target(_Frozen):
 
     def low_fidelity(self) -> dict[str, Any]:
         """Knob changes of a cheap validation run; none unless the target says how."""
-        return {}
+        return dict(self.low_fidelity_changes)
 
     def inert_knobs(self) -> frozenset[str]:
         """Knobs that cannot change a run on this target's data (a numeric transform where
@@ -322,8 +330,8 @@ class Target(_Frozen):
         return frozenset()
 
     def smoke_changes(self) -> dict[str, Any]:
-        """Knob changes that make the preflight's smoke run short."""
-        return {}
+        """Knob changes that make the preflight's smoke run short (the target's `smoke`)."""
+        return dict(self.smoke)
 
     def data_shape(self, embedding_parameters: float | None = None) -> tuple[float, int, float | None]:
         """(training rows, feature fields, mean vocabulary size or None) of the base config,
