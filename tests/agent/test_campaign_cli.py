@@ -245,3 +245,30 @@ def test_relative_data_paths_in_a_spec_start_at_the_spec_folder(workdir, monkeyp
     loaded, target = load_campaign(spec)
     assert target.base_config["data"]["train"] == str(folder / "data" / "train.csv")
     assert loaded.base_config["data"]["train"] == "data/train.csv"  # the spec itself is kept as written
+
+
+def test_preflight_warns_when_validation_does_not_resemble_test(workdir):
+    def log(path, rows, start):
+        path.write_text("t,user,click\n" + "".join(f"{t},u{t // 20},{int(t % 3 == 0)}\n"
+                                                   for t in range(start, start + rows)))
+
+    log(workdir / "past.csv", 800, 0)
+    log(workdir / "future.csv", 200, 800)  # the test file is later in time: its users are new
+    data = {"source": "csv", "train": "past.csv", "test": "future.csv",
+            "schema": {"label": "click", "categorical": ["user"]}}
+    spec = _write(workdir / "c.yaml", {"name": "shifted", "budget": {"amount": 1.0}, "base_config": {
+        "data": {**data, "split": {"valid_fraction": 0.1, "test_fraction": 0.0}}}})
+    runner.invoke(app, ["plan", str(spec), "--skip-smoke"])
+    store = open_store()
+
+    def check(name):
+        document = store.latest_plan(store.campaign(name).id)[1]
+        return next(i for i in document["preflight"] if i["name"] == "validation resembles test")
+
+    shifted = check("shifted")
+    assert shifted["warning"] and "field user: 100% of test rows have a value never seen in training" in \
+        shifted["detail"] and "data.split.order" in shifted["fix"]
+    ordered = _write(workdir / "d.yaml", {"name": "ordered", "budget": {"amount": 1.0}, "base_config": {
+        "data": {**data, "split": {"order": "file", "valid_fraction": 0.2, "test_fraction": 0.0}}}})
+    runner.invoke(app, ["plan", str(ordered), "--skip-smoke"])
+    assert not check("ordered")["warning"]  # validated on the latest rows, as test is

@@ -52,6 +52,34 @@ def _seeds_differ(spec: CampaignSpec, target: Target) -> CheckItem:
                      "declare the knob that seeds a run (roles: {seed: <knob path>}), or use one seed")
 
 
+def _split_shift(target: Target) -> CheckItem | None:
+    """The shift between the splits that the preflight can see (built-in target, file data)."""
+    from rankwright.targets import BuiltinTarget
+
+    data = target.base_config.get("data") if isinstance(target.base_config, dict) else None
+    if not isinstance(target, BuiltinTarget) or not isinstance(data, dict) or data.get("source", "synthetic") == \
+            "synthetic":
+        return None
+    from rankwright.ranking.data import DataConfig, DataError
+    from rankwright.ranking.data.shift import shift_report
+
+    try:
+        report = shift_report(DataConfig.model_validate(data))
+    except (DataError, ValueError) as exc:
+        return CheckItem("validation resembles test", False, f"the data could not be split: {exc}",
+                         "fix base_config.data")
+    worst = max(report.unseen.items(), key=lambda kv: kv[1]["test"], default=None)
+    summary = (f"rows {report.rows['train']:,} / {report.rows['valid']:,} / {report.rows['test']:,} (train/valid/"
+               f"test), label rate {report.label_rate['valid']:.3f} / {report.label_rate['test']:.3f} (valid/test)"
+               + (f"; most unseen values: {worst[0]} {worst[1]['valid']:.0%} / {worst[1]['test']:.0%}" if worst else ""))
+    if report.warnings:
+        return CheckItem("validation resembles test", True, "; ".join(report.warnings) + f" ({summary}): the "
+                         "campaign optimises a validation objective the test set may not reward",
+                         "split by time (data.split.order: file or column) or give a validation file drawn "
+                         "like the test file", warning=True)
+    return CheckItem("validation resembles test", True, summary)
+
+
 def _config_value(config: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         config = config.get(part) if isinstance(config, dict) else None
@@ -161,6 +189,10 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
     items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",
                            "" if ok else "the local executor needs a writable runs folder"))
     items.append(_data_readable(target))
+    if items[-1].ok:
+        shift = _split_shift(target)
+        if shift is not None:
+            items.append(shift)
     epoch = _objective_epoch(spec, target)
     if epoch is not None:
         items.append(epoch)

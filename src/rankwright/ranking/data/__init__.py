@@ -24,14 +24,15 @@ from rankwright.ranking.data.config import (
 from rankwright.ranking.data.errors import DataError
 
 if TYPE_CHECKING:
-    from rankwright.ranking.data.loading import load_data, split_rows
+    from rankwright.ranking.data.loading import load_data
+    from rankwright.ranking.data.splitting import split_rows
     from rankwright.ranking.data.processing import FeatureProcessor
     from rankwright.ranking.data.synthetic import bayes_metrics, generate_frame, synthetic_schema
     from rankwright.ranking.data.types import FeatureMeta, ProcessedData, TensorSplit
 
 _LAZY = {
     "load_data": "loading",
-    "split_rows": "loading",
+    "split_rows": "splitting",
     "FeatureProcessor": "processing",
     "bayes_metrics": "synthetic",
     "generate_frame": "synthetic",

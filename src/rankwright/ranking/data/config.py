@@ -64,16 +64,29 @@ class SchemaConfig(_Frozen):
 
 
 class SplitConfig(_Frozen):
-    """How one file is split when the validation or test file is not given."""
+    """How one file is split when the validation or test file is not given.
+
+    ``order``: ``random`` (a seeded permutation), ``file`` (the file's row order is time
+    order) or ``column`` (sorted by ``time_column``). Ordered splits hold out the *latest*
+    rows, test last and validation just before it, as a model is trained on the past and
+    served on the future; a random cut on a time-ordered log overstates what a model will do.
+    """
 
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of rows held out for validation")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of rows held out for test")
     seed: int = Field(2024, ge=0, description="seed of the split permutation")
+    order: Literal["random", "file", "column"] = Field("random", description="random, or by time: file order or "
+                                                                             "a time column")
+    time_column: str | None = Field(None, min_length=1, description="the column that orders rows in time (order: column)")
 
     @model_validator(mode="after")
     def _leave_train(self) -> "SplitConfig":
         if self.valid_fraction + self.test_fraction >= 1.0:
             raise ValueError("valid_fraction + test_fraction must leave some rows for training (< 1)")
+        if self.order == "column" and not self.time_column:
+            raise ValueError("order: column needs time_column (the column that orders rows in time)")
+        if self.time_column and self.order != "column":
+            raise ValueError(f"time_column is set but order is {self.order!r}: set order: column to use it")
         return self
 
 

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 
 from rankwright.ranking.data import cache
-from rankwright.ranking.data.config import DataConfig, SchemaConfig, SplitConfig
+from rankwright.ranking.data.config import DataConfig
 from rankwright.ranking.data.errors import DataError
 from rankwright.ranking.data.files import resolve_files
 from rankwright.ranking.data.processing import FeatureProcessor
-from rankwright.ranking.data.sources import LABEL, read_source
-from rankwright.ranking.data.synthetic import PROBABILITY, generate_frame, synthetic_schema
+from rankwright.ranking.data.sources import LABEL
+from rankwright.ranking.data.splitting import frames_of
+from rankwright.ranking.data.synthetic import PROBABILITY
 from rankwright.ranking.data.types import ProcessedData
 
 
@@ -46,29 +47,9 @@ def load_data(
     return data
 
 
-def split_rows(
-    n: int, split: SplitConfig, *, need_valid: bool = True, need_test: bool = True
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Row indices (train, valid, test) of a deterministic split of ``n`` rows.
-
-    ``perm = RandomState(seed).permutation(n)``; the held-out parts come from the end of
-    ``perm`` (test last), each ``int(n * fraction)`` rows; train is the rest, in ``perm``
-    order. A part that is not needed (its file is given) is None. Benchmarks reproduce this
-    rule, so keep it stable.
-    """
-    perm = np.random.RandomState(split.seed).permutation(n)
-    n_test = int(n * split.test_fraction) if need_test else 0
-    n_valid = int(n * split.valid_fraction) if need_valid else 0
-    n_train = n - n_valid - n_test
-    train = perm[:n_train]
-    valid = perm[n_train : n_train + n_valid] if need_valid else None
-    test = perm[n_train + n_valid :] if need_test else None
-    return train, valid, test
-
-
 def build(config: DataConfig, files: dict[str, Path], key: str = "") -> ProcessedData:
     """Everything ``load_data`` does apart from the cache."""
-    frames, schema, shuffled = _frames(config, files)
+    frames, schema, shuffled = frames_of(config, files)
     train = _train_fraction(frames["train"], config, shuffled)
     if len(train) == 0:
         raise DataError("the train split is empty: more rows or smaller valid/test fractions are needed")
@@ -91,51 +72,6 @@ def build(config: DataConfig, files: dict[str, Path], key: str = "") -> Processe
         for role, frame in splits.items()
     }
     return ProcessedData(processor.meta, tensors["train"], tensors["valid"], tensors["test"], cache_key=key)
-
-
-def _frames(config: DataConfig, files: dict[str, Path]) -> tuple[dict[str, pd.DataFrame], SchemaConfig, bool]:
-    """Frames per role, their schema, and whether the train frame is already shuffled."""
-    if config.source == "synthetic":
-        whole = generate_frame(config.synthetic)
-        schema = _subset(synthetic_schema(config.synthetic), config.schema_, "synthetic data")
-        read: dict[str, pd.DataFrame] = {"train": whole}
-    else:
-        read = {}
-        schema = config.schema_
-        for role, path in files.items():
-            read[role], found = read_source(config.source, path, config.schema_)
-            if role == "train":
-                schema = found
-            else:
-                read[role] = _conform(read[role], schema, path)
-    need_valid, need_test = "valid" not in read, "test" not in read
-    if not (need_valid or need_test):
-        return read, schema, False
-    whole = read["train"]
-    train, valid, test = split_rows(len(whole), config.split, need_valid=need_valid, need_test=need_test)
-    frames = {"train": whole.iloc[train].reset_index(drop=True)}
-    frames["valid"] = read["valid"] if valid is None else whole.iloc[valid].reset_index(drop=True)
-    frames["test"] = read["test"] if test is None else whole.iloc[test].reset_index(drop=True)
-    return frames, schema, True
-
-
-def _subset(implied: SchemaConfig, declared: SchemaConfig, where: str) -> SchemaConfig:
-    if not declared.features:
-        return implied
-    unknown = [c for c in declared.features if c not in implied.features]
-    if unknown:
-        raise DataError(f"schema: {where} has no column(s) {unknown}; its columns are {list(implied.features)}")
-    return SchemaConfig(label=implied.label, categorical=declared.categorical, numeric=declared.numeric)
-
-
-def _conform(frame: pd.DataFrame, schema: SchemaConfig, path: Path) -> pd.DataFrame:
-    """Give a valid/test frame the train frame's columns (a sparse libsvm file may lack a field)."""
-    missing = [c for c in schema.features if c not in frame.columns]
-    if missing and any(c in schema.numeric for c in missing):
-        raise DataError(f"{path}: missing column(s) {missing} that the train file has")
-    for name in missing:
-        frame[name] = pd.arrays.IntegerArray(np.zeros(len(frame), np.int64), np.ones(len(frame), bool))
-    return frame
 
 
 def _train_fraction(train: pd.DataFrame, config: DataConfig, shuffled: bool) -> pd.DataFrame:
