@@ -254,3 +254,34 @@ def test_a_technique_that_only_moves_inert_knobs_is_not_proposed(tmp_path: Path,
     names = {h.technique for h in rank_for_campaign(spec, categorical_only, store).hypotheses}
     assert "bucketize_numeric" not in names and "learning_rate_up" in names
     assert "bucketize_numeric" in {h.technique for h in rank_for_campaign(spec, with_numeric, store).hypotheses}
+
+
+def test_techniques_reach_a_foreign_codebase_through_knob_roles(tmp_path, monkeypatch):
+    import yaml
+
+    from rankwright.agent.learning import rank_for_campaign
+    from rankwright.agent.observe import allowed_knobs
+    from rankwright.agent.spec import load_campaign
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    target = {"name": "foreign", "command": ["{python}", "-c", "pass"],
+              "base_config": {"model": {"name": "dnn"}, "optim": {"step": 0.001}, "net": {"drop_rate": 0.2},
+                              "emb": {"size": 10}},
+              "knobs": [{"path": "optim.step", "kind": "float", "low": 1e-6, "high": 1.0, "log": True, "default": 0.001},
+                        {"path": "net.drop_rate", "kind": "float", "low": 0.0, "high": 0.9, "default": 0.2},
+                        {"path": "emb.size", "kind": "int", "low": 2, "high": 512, "default": 10},
+                        {"path": "run.seed", "kind": "int", "low": 0, "high": 10**6, "default": 0}],
+              "roles": {"learning_rate": "optim.step", "dropout": "net.drop_rate", "embedding_dim": "emb.size"},
+              "metrics": {"objective": "logloss"}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(target))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "f", "target": "t.yaml", "budget": {"amount": 1.0}}))
+    spec, loaded = load_campaign(tmp_path / "c.yaml")
+    assert loaded.role_paths()["seed"] == "run.seed"  # found by name
+    ranking = rank_for_campaign(spec, loaded, open_store())
+    by_name = {h.name: h.changes for h in ranking.hypotheses}
+    assert by_name["learning_rate_up"] == {"optim.step": pytest.approx(0.003)}  # the built-in x3, on its knob
+    assert set(by_name["dropout_down"]) == {"net.drop_rate"}
+    assert any(set(c) == {"emb.size"} for c in by_name.values())
+    assert {"optim.step", "net.drop_rate", "emb.size"} <= allowed_knobs(spec, loaded)

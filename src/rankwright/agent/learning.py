@@ -46,9 +46,20 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
     paths = {k.path for k in target.knobs} - target.inert_knobs()  # a change of an inert knob repeats the baseline
     # "beats the noise" as the learn step will judge it: the plan's seeds per hypothesis
     noise = noise_threshold(baseline, spec.hypotheses.seeds) if len(baseline) >= 2 else 0.002
+    # a foreign codebase's knobs seen under the built-in names of their roles, so that every
+    # technique whose knobs it has applies; the changes come back in its own knob paths
+    alias = {b: t for b, t in target.builtin_aliases().items() if t in paths}
+    current = knob_values(target.base_config, paths)
+    current.update({k.path: k.default for k in target.knobs  # what the codebase uses when its config is silent
+                    if k.path in paths and k.path not in current and k.default is not None})
+    current.update({b: current[t] for b, t in alias.items() if t in current})
+
+    def validate(changes: dict[str, Any]) -> dict[str, Any]:
+        return target.validate_changes({alias.get(k, k): v for k, v in changes.items()})
+
     return rank_hypotheses(
-        kb=kb, model_family=model_family(spec, target), knob_paths=paths,
-        current=knob_values(target.base_config, paths), validate=target.validate_changes,
+        kb=kb, model_family=model_family(spec, target), knob_paths=paths | set(alias),
+        current=current, validate=validate,
         context=campaign_context(spec, target, baseline, embedding_parameters), insights=dedupe(load_all(store)),
         findings=findings, llm_suggestions=llm_suggestions, noise=noise, baseline_cost=baseline_cost,
     )

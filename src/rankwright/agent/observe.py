@@ -45,9 +45,10 @@ def allowed_knobs(spec: CampaignSpec, target: Target, low: Mapping[str, Any] | N
              *search_space(spec, target)}
     for change in spec.changes:
         knobs |= set(change.set)
+    alias = target.builtin_aliases()  # a foreign codebase's knob of the same role as a built-in one
     for technique in load_knowledge_base().for_model(model_family(spec, target)):
         if spec.strategy.techniques is None or technique.id in spec.strategy.techniques:
-            knobs |= set(technique.knob_paths) & paths
+            knobs |= {alias.get(p, p) for p in technique.knob_paths} & paths
     return frozenset(knobs)
 
 

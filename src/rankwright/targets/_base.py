@@ -180,10 +180,28 @@ class MetricsSpec(_Frozen):
 
 
 # What some knobs do, whatever a codebase calls them: the runbook's remedies reach knobs by role.
-KNOB_ROLES = ("learning_rate", "batch_size", "grad_clip", "seed")
+# The built-in knob each role is, so that the knowledge base's techniques (written for the
+# built-in codebase) reach a foreign codebase's knobs that play the same role.
+BUILTIN_PATH_OF_ROLE = {
+    "learning_rate": "train.learning_rate", "batch_size": "train.batch_size", "grad_clip": "train.grad_clip_norm",
+    "seed": "train.seed", "embedding_dim": "model.embedding_dim", "dropout": "model.dropout",
+    "embedding_l2": "model.embedding_l2", "dense_l2": "model.net_l2", "hidden_units": "model.hidden_units",
+    "cross_layers": "model.num_cross_layers", "optimizer": "train.optimizer", "epochs": "train.epochs",
+    "weight_decay": "train.weight_decay", "batch_norm": "model.batch_norm",
+}
+KNOB_ROLES = tuple(BUILTIN_PATH_OF_ROLE)
 _ROLE_SUFFIXES = {"learning_rate": ("learning_rate", "lr"), "batch_size": ("batch_size",),
                   "grad_clip": ("grad_clip", "grad_clip_norm", "clip_norm", "max_grad_norm", "gradient_clip_val"),
-                  "seed": ("seed", "random_seed")}
+                  "seed": ("seed", "random_seed"), "embedding_dim": ("embedding_dim", "embed_dim", "emb_dim"),
+                  "dropout": ("dropout", "net_dropout", "dropout_rate", "drop_rate"),
+                  "embedding_l2": ("embedding_l2", "embedding_regularizer", "emb_l2"),
+                  "dense_l2": ("net_l2", "net_regularizer", "dense_l2"),
+                  "hidden_units": ("hidden_units", "dnn_hidden_units", "hidden_layers"),
+                  "cross_layers": ("num_cross_layers", "cross_layers"), "optimizer": ("optimizer",),
+                  "epochs": ("epochs", "num_epochs", "max_epochs"), "weight_decay": ("weight_decay",),
+                  "batch_norm": ("batch_norm", "use_batch_norm")}
+_NUMERIC_ROLES = {"learning_rate", "batch_size", "grad_clip", "seed", "embedding_dim", "dropout", "embedding_l2",
+                  "dense_l2", "cross_layers", "epochs", "weight_decay"}
 
 
 class Target(_Frozen):
@@ -271,12 +289,21 @@ class Target(_Frozen):
         """Role -> knob path: the declared `roles`, else the numeric knob whose last name
         part says it (`train.learning_rate`, `optim.lr`, ...)."""
         found = dict(self.roles)
+        taken = set(found.values())
         for role, suffixes in _ROLE_SUFFIXES.items():
             if role not in found:
-                named = [k.path for k in self.knobs if k.kind in ("int", "float") and k.path.split(".")[-1] in suffixes]
+                named = [k.path for k in self.knobs if k.path not in taken and k.path.split(".")[-1] in suffixes
+                         and (k.kind in ("int", "float") or role not in _NUMERIC_ROLES)]
                 if len(named) == 1:
                     found[role] = named[0]
+                    taken.add(named[0])
         return found
+
+    def builtin_aliases(self) -> dict[str, str]:
+        """Built-in knob path -> this target's knob of the same role, where they differ:
+        how the knowledge base's techniques reach this codebase's knobs."""
+        return {BUILTIN_PATH_OF_ROLE[role]: path for role, path in self.role_paths().items()
+                if BUILTIN_PATH_OF_ROLE[role] != path}
 
     def knob(self, path: str) -> KnobSpec:
         for knob in self.knobs:
