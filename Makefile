@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_wake.py
 	$(BIN)/python benchmarks/bench_hypotheses.py
 	$(BIN)/python benchmarks/bench_campaigns.py
+	$(BIN)/python benchmarks/bench_faults.py
 	$(BIN)/rankwright bench
 	$(BIN)/rankwright bench --memory
 
