@@ -177,5 +177,14 @@ def test_targets_described_by_yaml_keep_their_config_paths():
                     cost=CostModelSpec(rows="data.rows", epochs="epochs", model_size=(4.0,)))
     assert target.cost_features(target.base_config) == target.cost.features(target.base_config)
     assert target.cost_features(target.base_config).rows == 600
-    assert target.predict_hours({}) == pytest.approx(
-        target.cost.model().predict_hours(target.cost.features(target.base_config)))
+    wall = target.cost.model().predict_hours(target.cost.features(target.base_config))
+    import os
+
+    # the prior is wall time; the ledger charges CPU time: a run keeping its share of the cores busy counts it
+    assert target.predict_hours({}, parallel=os.cpu_count() or 1) == pytest.approx(wall)
+    four = Target(name="t", command=("{python}", "x.py"), base_config=target.base_config,
+                  cost=target.cost.model_copy(update={"cores": 4}))
+    assert four.predict_hours({}) == pytest.approx(4 * wall)  # a codebase that keeps 4 cores busy
+    gpu = Target(name="t", command=("{python}", "x.py"), base_config=target.base_config,
+                 cost=target.cost.model_copy(update={"unit": "gpu_hours"}))
+    assert gpu.predict_hours({}) == pytest.approx(wall)  # a GPU run counts its wall hours

@@ -374,9 +374,17 @@ class Target(_Frozen):
         """
         return self.cost.features(config)
 
-    def predict_hours(self, changes: Mapping[str, Any], devices: float = 1.0, parallel: int = 1) -> float:
-        """The prior's predicted cost (in `cost.unit`) of one experiment with these changes;
-        `parallel` runs share the machine (a target whose runs split its cores uses it)."""
+    def predict_hours(self, changes: Mapping[str, Any], devices: float | None = None, parallel: int = 1) -> float:
+        """The prior's predicted cost of one experiment with these changes, in the ledger's
+        unit: the prior is wall time, and the executor charges a CPU run's CPU time, so a run
+        that keeps `cost.cores` busy (by default its share of the machine when `parallel` runs
+        split it) counts that many wall hours; a GPU run counts its wall hours per GPU."""
+        if devices is None:
+            import os
+
+            share = max(1, (os.cpu_count() or 1) // max(parallel, 1))
+            cores = share if self.cost.cores == "share" else float(self.cost.cores)
+            devices = float(cores) if self.cost.unit == "cpu_hours" else 1.0
         return self.cost.model().predict_hours(self.cost_features(self.config_with(changes)), devices)
 
     def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:

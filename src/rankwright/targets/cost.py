@@ -153,6 +153,9 @@ class CostModelSpec(BaseModel):
     epochs: float | str = Field(1, description="epochs, or a config path")
     fidelity: float | str = Field(1.0, description="share of data used, or a config path")
     model_size: tuple[float | str, ...] = Field((), description="factors of the model size")
+    cores: float | Literal["share"] = Field(
+        "share", description="cores a CPU run keeps busy, so that wall-time priors are charged as CPU time: a number, "
+                             "or 'share' (its share of the machine when runs run side by side, as OMP_NUM_THREADS says)")
 
     def model(self) -> CostModel:
         return CostModel(
