@@ -73,7 +73,12 @@ def _describe(error: dict[str, Any], document: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         message = "unknown key"
         allowed = _known_keys(loc[:-1], document)
-        if allowed:
+        import difflib
+
+        close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6) if loc and allowed else []
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif allowed:
             message += f"; known keys here: {', '.join(allowed)}"
     elif error["type"] == "union_tag_invalid":
         message = f"unknown model {error['input'].get('name')!r}; allowed: {', '.join(sorted(MODEL_CONFIGS))}"
