@@ -155,6 +155,13 @@ def test_a_failing_on_exit_is_tried_again_with_back_off(backend: LocalBackend, t
     while time.monotonic() < deadline and (not counter.exists() or len(counter.read_text()) < 3):
         time.sleep(0.1)
     assert len(counter.read_text()) == 3  # failed twice, worked the third time
+    assert ex.unhanded_ends() == []
+    failing = ex.submit("camp/x/seed1", py("pass", tmp_path / "u", on_exit=(PY, "-c", "import sys; sys.exit(1)")))
+    wait_terminal(ex, failing)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not ex.unhanded_ends("camp/"):
+        time.sleep(0.1)
+    assert ex.unhanded_ends("camp/") == ["camp/x/seed1"]  # its end reached no agent: a wake is owed
     mistaken = tmp_path / "mistaken"
     handle = ex.submit("exp-on-exit-2", py("pass", tmp_path / "s", on_exit=(
         PY, "-c", f"import pathlib, sys; p = pathlib.Path({str(mistaken)!r}); "

@@ -248,6 +248,15 @@ def status(spec_path: Path) -> None:
                           f"the whole campaign is now projected at {ratio * sum(estimates.values()):.3g} "
                           f"{spec.budget.unit}", highlight=False)
     _show_failures(experiments, spec.budget.unit)
+    from rankwright.executors import LocalExecutor
+
+    unhanded = [k for k in LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
+                .unhanded_ends(f"{spec.name}/")
+                if any(e.idempotency_key == k.split("#")[0] and not e.status.is_terminal for e in experiments)]
+    if unhanded:
+        console.print(f"[yellow]{len(unhanded)} run end(s) did not reach the agent[/] (their wake kept failing: "
+                      f"{', '.join(unhanded[:3])}): run `rankwright wake {spec_path}` (or a cron wake) to go on",
+                      highlight=False)
     for r in revisions[-3:]:
         console.print(f"  revision {r.number} ({r.phase}, {r.body.get('step', '')}): {r.reason}", highlight=False)
     for event in store.events(campaign.id)[-5:]:

@@ -23,6 +23,7 @@ EXIT = "exit.json"
 OUTPUT = "output.log"
 WRAPPER_LOG = "wrapper.log"
 ON_EXIT_LOG = "on_exit.log"
+ON_EXIT_FAILED = "on_exit_failed.json"  # the run's end could not be handed on (its on_exit kept failing)
 CANCEL = "cancel_requested.json"
 ACTIVE_INDEX = ".active"  # in the executor root: one empty file per run not yet ended
 STARTED = "started.json"  # created with O_EXCL by the one wrapper that owns the run

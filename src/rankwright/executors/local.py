@@ -263,6 +263,16 @@ class LocalExecutor(Executor):
             parts.append(f"--- wrapper ---\n{wrapper}")
         return "".join(parts)
 
+    def unhanded_ends(self, prefix: str = "") -> list[str]:
+        """Keys (starting with `prefix`) of runs that ended but whose on_exit kept failing:
+        their end reached no agent, so a wake is owed."""
+        out = []
+        for marker in self.root.glob(f"*/{F.ON_EXIT_FAILED}"):
+            spec = F.read_json(marker.parent / F.SPEC) or {}
+            if str(spec.get("key", "")).startswith(prefix):
+                out.append(str(spec.get("key")))
+        return sorted(out)
+
     def change_paths(self) -> list[Path]:
         self._index.mkdir(exist_ok=True)
         return [self._index]

@@ -139,6 +139,9 @@ def run(folder: Path) -> int:
             print(f"on_exit failed: {exc!r}", file=sys.stderr)
             code = -1
         if code in (0, 2) or attempt == len(delays):  # 2: a user's mistake, which waiting does not fix
+            if code != 0:  # said where `status` looks, so that a person (or cron) wakes the campaign
+                F.write_json_atomic(folder / F.ON_EXIT_FAILED, {"exit_code": code, "tries": attempt + 1,
+                                                                 "time": time.time()})
             break
         with open(folder / F.ON_EXIT_LOG, "ab") as log:
             log.write(f"rankwright wrapper: on_exit exited {code}; trying again in {delays[attempt]:g} s\n".encode())
