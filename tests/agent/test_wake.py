@@ -109,6 +109,8 @@ def test_detached_campaign_finishes_with_no_agent_process(approved):
     store, campaign = _approve_for_test(approved)
     result = runner.invoke(app, ["run", str(approved), "--detach"])
     assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["status", str(approved)])  # runs train: not just "approved"
+    assert "campaign w1: running" in shown.output and "in flight" in shown.output, shown.output
     deadline = time.time() + 180
     while time.time() < deadline and store.campaign("w1").status != "finished":
         time.sleep(0.5)
