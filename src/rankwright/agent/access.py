@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.targets import Target
+from rankwright.targets import Target, value_at
 
 
 def allowed_roots(allowed_paths: tuple[str, ...] | list[str], base: Path | None = None) -> list[Path]:
@@ -22,13 +22,6 @@ def inside(path: Path | str, roots: list[Path], base: Path | None = None) -> boo
     return any(resolved == r or r in resolved.parents for r in roots)
 
 
-def _value_at(config: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node
-
-
 def outside_writes(target: Target, config: Mapping[str, Any], roots: list[Path], run_dir: Path | None = None) -> list[str]:
     """Where this config would make a run write outside `roots`, in words ([] when nowhere).
     Relative values count from the run's folder, where the run works."""
@@ -36,7 +29,7 @@ def outside_writes(target: Target, config: Mapping[str, Any], roots: list[Path],
     for knob in target.knobs:
         if not knob.writes:
             continue
-        value = _value_at(config, knob.path)
+        value = value_at(config, knob.path)
         if isinstance(value, str) and value and not inside(value, roots, base=run_dir):
             problems.append(f"{knob.path} = {value!r} is outside the allowed paths")
     metrics = target.metrics

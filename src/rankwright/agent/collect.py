@@ -24,7 +24,7 @@ from rankwright.executors import Executor, RunInfo, RunStatus
 from rankwright.redact import redact
 from rankwright.store import Store
 from rankwright.store.records import ExperimentRecord, ExperimentStatus
-from rankwright.targets import Target
+from rankwright.targets import Target, value_at
 
 HANG_FLOOR_S = 30.0  # a learnt hang limit is never shorter than this
 HANG_EPOCHS = 3.0  # stale for this many of the run's longest epoch: hung
@@ -56,9 +56,7 @@ def roles_of(target: Target, config: Mapping[str, Any]) -> dict[str, RoleKnob]:
     """The knobs a remedy may reach, with their current values in `config`."""
     out = {}
     for role, path in target.role_paths().items():
-        node: Any = config
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
+        node = value_at(config, path)
         knob = target.knob(path)
         if knob.kind in ("int", "float") and (node is None or (isinstance(node, (int, float))
                                                                and not isinstance(node, bool))):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rankwright.agent.spec import CampaignSpec
-from rankwright.targets import Target, TargetError
+from rankwright.targets import Target, TargetError, value_at
 
 
 
@@ -80,12 +80,6 @@ def _split_shift(target: Target) -> CheckItem | None:
     return CheckItem("validation resembles test", True, summary)
 
 
-def _config_value(config: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        config = config.get(part) if isinstance(config, dict) else None
-    return config
-
-
 def _writes_inside(spec: CampaignSpec, target: Target) -> CheckItem:
     """The store, the target's result files and every place a planned change makes a run
     write lie inside the allowed paths."""
@@ -109,7 +103,7 @@ def _data_readable(target: Target) -> CheckItem:
     from rankwright.targets import BuiltinTarget
 
     if not isinstance(target, BuiltinTarget):  # a codebase of its own reads its own data
-        files = {d: _config_value(target.base_config, d) for d in target.data_files}
+        files = {d: value_at(target.base_config, d) for d in target.data_files}
         missing = [f"{d}: {v}" for d, v in files.items() if not isinstance(v, str) or not os.access(
             v if os.path.isabs(v) or not target.root else os.path.join(target.root, v), os.R_OK)]
         if missing:

@@ -407,10 +407,6 @@ _state_command("resume", "Resume a paused campaign (then `run` or `wake` it).")
 _state_command("stop", "Stop a campaign for good and cancel the runs still in flight.")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 def main() -> None:
     """The `rankwright` command: the app, with any environment failure that a command did
     not handle itself (a folder not writable, the store unreachable) said in words, exit 1."""

@@ -1,6 +1,6 @@
 """What a model codebase looks like to the agent: command, knobs, metrics, cost."""
 
-from rankwright.targets._base import KnobSpec, MetricsSpec, Target, TargetError
+from rankwright.targets._base import KnobSpec, MetricsSpec, Target, TargetError, value_at
 from rankwright.targets.builtin import BuiltinTarget, builtin_target
 from rankwright.targets.cost import CostFeatures, CostModel, CostModelSpec, CostObservation
 from rankwright.targets.loading import load_target, target_from_dict
@@ -18,4 +18,5 @@ __all__ = [
     "builtin_target",
     "load_target",
     "target_from_dict",
+    "value_at",
 ]

@@ -272,7 +272,7 @@ class Target(_Frozen):
         if self.data_files:
             prints = []
             for dotted in self.data_files:
-                value = _value_at(self.base_config, dotted)
+                value = value_at(self.base_config, dotted)
                 if not isinstance(value, str) or not value:
                     prints.append([dotted, None])
                     continue
@@ -413,14 +413,14 @@ class Target(_Frozen):
         values = {"python": python, "config": str(Path(run_dir) / self.config_file), "run_dir": str(run_dir),
                   "root": self.root or "."}
         for knob in self.knobs:
-            value = _value_at(config, knob.path)
+            value = value_at(config, knob.path)
             values[knob.path] = "" if value is None else _spell(value)
         return values
 
     def _flags(self, config: Mapping[str, Any]) -> list[str]:
         out = []
         for knob in self.knobs:
-            value = _value_at(config, knob.path)
+            value = value_at(config, knob.path)
             if value is not None:
                 out.append(_fill(self.knob_flag, {"path": knob.path, "leaf": knob.path.split(".")[-1],
                                                   "value": _spell(value)}))
@@ -567,7 +567,8 @@ def _spell(value: Any) -> str:
     return str(value)
 
 
-def _value_at(config: Mapping[str, Any], dotted: str) -> Any:
+def value_at(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path of a nested config (None when absent)."""
     node: Any = config
     for part in dotted.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
