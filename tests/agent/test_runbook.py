@@ -202,14 +202,14 @@ def _campaign(folder, monkeypatch, fault, strategy=None, heartbeat_max_age_s=300
     return path
 
 
-def _run(path, seconds=240):
+def _run(path, seconds=600):
     done = subprocess.run([sys.executable, "-m", "rankwright", "run", str(path), "--interval", "0.5"],
                           capture_output=True, text=True, timeout=seconds)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
     return done.stdout
 
 
-def _run_until_paused(path, seconds=120):
+def _run_until_paused(path, seconds=300):
     done = subprocess.Popen([sys.executable, "-m", "rankwright", "run", str(path), "--interval", "0.5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = open_store()
