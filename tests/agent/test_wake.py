@@ -80,7 +80,7 @@ def test_run_goes_through_the_phases_and_runs_every_decided_experiment_once(appr
     from pathlib import Path
 
     root = Path(".rankwright")  # the runs share one processed-data cache, not a copy each
-    assert len(list((root / "cache").glob("data-*.pt"))) == 1
+    assert len(list((root / "cache").glob("data-*.pt"))) == 2  # one per fidelity: all rows, and half
     assert not list((root / "experiments").glob("*/.rankwright/cache/*"))
     again = runner.invoke(app, ["wake", str(approved)])  # waking a finished campaign changes nothing
     assert "submitted 0" in again.output and len(store.experiments(campaign.id)) == len(experiments)
