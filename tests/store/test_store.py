@@ -150,3 +150,14 @@ def test_insights_and_the_events_explaining_them_are_written_together(url):
     with pytest.raises(RuntimeError):
         store.add_insights([{**row, "uid": "c"}], explain=broken)
     assert [i.uid for i in store.insights()] == ["a", "b"]  # neither the insight nor its event
+
+
+def test_a_result_with_undefined_metrics_is_stored_as_null(url):
+    store = open_store(url)
+    campaign = store.create_campaign("nan-metrics", {"name": "nan-metrics"})
+    row = store.record_intent(campaign.id, "nan-metrics/a/seed1", {}, phase="validation")
+    stored = store.mark_finished(row.id, ExperimentStatus.SUCCEEDED, 0.1,
+                                 {"objective": 0.4, "metrics": {"valid": {"calibration": float("nan")}}})
+    assert stored.metrics == {"objective": 0.4, "metrics": {"valid": {"calibration": None}}}
+    store.append_event(campaign.id, "collect", "x", cost=float("inf"))
+    assert store.events(campaign.id)[-1].data == {"cost": None}

@@ -35,6 +35,19 @@ def _experiment(row: m.Experiment) -> ExperimentRecord:
     )
 
 
+def _finite(value: Any) -> Any:
+    """A JSON document with NaN and infinities as null: what every backend can store."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _event(row: m.Event) -> EventRecord:
     return EventRecord(row.id, row.campaign_id, _utc(row.time), row.kind, row.message, row.data)
 
@@ -202,9 +215,10 @@ class Store:
         with self.session() as s:
             row = s.get_one(m.Experiment, experiment_id)
             if not ExperimentStatus(row.status).is_terminal:
-                row.status, row.actual_cost, row.metrics = status.value, (row.prior_cost or 0.0) + actual_cost, metrics
+                row.status, row.actual_cost = status.value, (row.prior_cost or 0.0) + actual_cost
+                row.metrics = _finite(metrics)  # NaN is not JSON (PostgreSQL refuses it): an undefined metric is null
                 if failure is not None:
-                    row.failure = failure
+                    row.failure = _finite(failure)
             return _experiment(row)
 
     def retry(self, experiment_id: int, attempt: int, cost: float, failure: dict[str, Any],
@@ -270,7 +284,7 @@ class Store:
         from rankwright.redact import redact
 
         with self.session() as s:
-            row = m.Event(campaign_id=campaign_id, kind=kind, message=redact(message), data=data)
+            row = m.Event(campaign_id=campaign_id, kind=kind, message=redact(message), data=_finite(data))
             s.add(row)
             s.flush()
             return _event(row)
