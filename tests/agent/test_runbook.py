@@ -552,3 +552,25 @@ def test_an_llm_remedy_is_refused_unless_every_check_passes():
         assert refused is None and why in note, (answer, note)
     gave_up, _ = parse({"action": "invalid", "changes": [], "kind": "k", "reason": "r"}, validate, {"lr"})
     assert gave_up.action == "give_up" and gave_up.ends_as == "invalid"
+
+
+def test_a_hang_is_judged_on_what_the_current_attempt_wrote(tmp_path):
+    from datetime import datetime, timezone
+
+    from rankwright.agent.collect import _cost, is_hung
+    from rankwright.executors import RunInfo, RunStatus
+    from rankwright.targets import MetricsSpec, Target
+
+    target = Target(name="t", command=("run",), metrics=MetricsSpec(heartbeat_max_age_s=60))
+    now = 10_000.0
+    (tmp_path / "heartbeat.json").write_text(json.dumps({"time": now - 500}))  # the last attempt's, before this one
+    resumed = RunInfo("h", RunStatus.RUNNING, started_at=datetime.fromtimestamp(now - 100, timezone.utc))
+    assert is_hung(target, tmp_path, resumed, now=now) is None  # its predecessor's file says nothing of it
+    (tmp_path / "heartbeat.json").write_text(json.dumps({"time": now - 90}))  # written by this attempt, then silence
+    assert "no heartbeat for 90 s (limit 60 s)" in is_hung(target, tmp_path, resumed, now=now)
+    young = RunInfo("h", RunStatus.RUNNING, started_at=datetime.fromtimestamp(now - 30, timezone.utc))
+    assert is_hung(target, tmp_path, young, now=now) is None  # too young to judge
+    lost = RunInfo("h", RunStatus.LOST, started_at=datetime.fromtimestamp(now - 100, timezone.utc),
+                   last_heartbeat=datetime.fromtimestamp(now - 40, timezone.utc))
+    cost, said = _cost(lost, threads=2.0)
+    assert cost == pytest.approx(2 * 60 / 3600) and "charged 2 threads x 60 s alive" in said
