@@ -493,6 +493,8 @@ def test_a_run_past_its_time_limit_is_cancelled_and_kept_for_a_person(tmp_path, 
     assert "past its limit of 4 s" in slow.failure["evidence"]
     shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
     assert "needs a person:" in shown.stdout and "f/x3/seed1" in shown.stdout
+    told = [e.message for e in store.events(campaign.id) if e.kind == "attention"]
+    assert told and told[0].startswith("f/x3/seed1 needs a person: timeout")
 
 
 @pytest.mark.slow

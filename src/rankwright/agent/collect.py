@@ -117,6 +117,7 @@ class Collected:
     message: str  # one line for the event log and the console
     cost: float
     ok: bool  # False when the attempt failed (what the failure breaker counts)
+    attention: str | None = None  # for a person: why this run was kept for one, with the log's last lines
 
 
 def _cost(info: RunInfo, threads: float, gpus: int = 0) -> tuple[float, str]:
@@ -202,7 +203,12 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
     if treatment.action == "give_up":
         record["ended_as"] = treatment.ends_as
         store.mark_finished(e.id, ExperimentStatus.FAILED, cost, None, failure=record)
-        return Collected(key, ExperimentStatus.FAILED, message, cost, False)
+        attention = None
+        if treatment.ends_as == "quarantined":
+            tail = " | ".join(diagnosis.excerpt.strip().splitlines()[-3:])
+            attention = (f"{key} needs a person: {diagnosis.kind} ({diagnosis.evidence}); the runbook has no remedy "
+                         f"left. Log: {tail or '(empty)'}")
+        return Collected(key, ExperimentStatus.FAILED, message, cost, False, attention)
     record.update(action=treatment.action, backoff_s=treatment.backoff_s)
     store.retry(e.id, e.attempt + 1, cost, record, config=_with_changes(e.config, treatment.changes))
     return Collected(key, None, message, cost, False)

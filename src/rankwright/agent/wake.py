@@ -215,6 +215,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                              threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus, llm_remedy=_llm_remedy(spec, target))
         store.append_event(campaign.id, "collect", done.message, cost=done.cost, phase=phase, ok=done.ok,
                            status=done.status.value if done.status else "retry")
+        if done.attention:  # the message to the engineer: an event of its own kind, and said by `run`
+            store.append_event(campaign.id, "attention", done.attention, phase=phase)
+            report.reasons.append(done.attention)
         report.collected.append(done.message)
     _crash_point("after_collect")
 
