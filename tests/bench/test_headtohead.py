@@ -173,3 +173,26 @@ def test_a_method_that_used_more_than_its_budget_is_marked() -> None:
     text = H.render({"sets": {"primary": part}})
     assert "| 16.4! |" in text and "| 15.0 |" in text
     assert "`!` a seed used more than its budget (by over 0.5%): rankwright on wide-weak-small (16.4 of 16)." in text
+
+
+def test_a_campaign_that_halted_while_being_stopped_is_an_end_not_a_failure(tmp_path: Path, monkeypatch) -> None:
+    """Held-out seed 102 of wide-strong-small was lost this way: paused at the threshold,
+    halted at the hard cap as its last runs ended, then `stop` refused a halted campaign."""
+    import yaml
+
+    from rankwright.bench.campaign import _stop
+    from rankwright.store import open_store
+
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "halts", "budget": {"amount": 1.0},
+                                    "base_config": {"data": {"synthetic": {"rows": 10000}}}}))
+    monkeypatch.chdir(tmp_path)
+    from rankwright.bench.campaign import _rw
+
+    with pytest.raises(RuntimeError):
+        _rw(["plan", str(path), "--skip-smoke"], tmp_path)  # a plan without its smoke run: exit 1
+    store = open_store()
+    store.set_campaign_status(store.campaign("halts").id, "halted")
+    _stop(path, tmp_path)  # no error: the campaign ended on its own
+    assert store.campaign("halts").status == "halted"

@@ -82,11 +82,30 @@ def _run_to_end(path: Path, folder: Path) -> str | None:
         line = line.rstrip()
         if PAUSED in line:
             paused = line.split(": waiting for")[0]
-            _rw(["stop", str(path)], folder)
+            _stop(path, folder)
     process.wait()
     if process.returncode not in (0, None) and paused is None:
         raise RuntimeError(f"rankwright run failed in {folder} (exit {process.returncode})")
     return paused
+
+
+def _stop(path: Path, folder: Path) -> None:
+    """Stop a paused campaign. It may have ended on its own in between (the hard cap halts
+    a paused campaign when its runs in flight end over it): that is an end as well."""
+    try:
+        _rw(["stop", str(path)], folder)
+    except RuntimeError:
+        if _status(path, folder) not in ("halted", "stopped", "finished"):
+            raise
+
+
+def _status(path: Path, folder: Path) -> str | None:
+    with _inside(folder):
+        from rankwright.agent.spec import load_campaign
+        from rankwright.store import open_store
+
+        campaign = open_store().campaign(load_campaign(path)[0].name)
+        return None if campaign is None else campaign.status
 
 
 def _ended_runs(folder: Path, name: str) -> int:
