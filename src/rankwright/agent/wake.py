@@ -178,6 +178,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     runbook = load_runbook(spec.runbook)
     policy = BudgetPolicy(spec.budget.amount, spec.budget.pause_threshold, spec.budget.hard_cap)
     may_retry = parse_status(campaign.status) in (CampaignStatus.APPROVED, CampaignStatus.PAUSED)  # queued, not sent
+    llm_remedy = _llm_remedy(spec, target)
 
     # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here);
     # each run is collected on its own, and what a bad run left behind becomes a triaged failure
@@ -212,7 +213,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             continue
         done = collect_ended(store, executor, target, root, runbook, e, handle, info, campaign_id=campaign.id,
                              phase=phase, policy=policy, may_retry=may_retry,
-                             threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus, llm_remedy=_llm_remedy(spec, target))
+                             threads=float(threads["OMP_NUM_THREADS"]), gpus=gpus, llm_remedy=llm_remedy)
         store.append_event(campaign.id, "collect", done.message, cost=done.cost, phase=phase, ok=done.ok,
                            status=done.status.value if done.status else "retry")
         if done.attention:  # the message to the engineer: an event of its own kind, and said by `run`
