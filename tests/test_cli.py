@@ -112,9 +112,9 @@ def test_version_and_the_list_of_campaigns(tmp_path, monkeypatch):
 
 
 def test_quiet_output_is_valid_json_even_with_undefined_metrics():
-    from rankwright.cli.main import _json_safe
+    from rankwright.finite_json import finite
 
-    out = json.dumps(_json_safe({"valid": {"auc": float("nan"), "ne": 0.9}, "x": [float("inf")]}), allow_nan=False)
+    out = json.dumps(finite({"valid": {"auc": float("nan"), "ne": 0.9}, "x": [float("inf")]}), allow_nan=False)
     assert json.loads(out) == {"valid": {"auc": None, "ne": 0.9}, "x": [None]}
 
 

@@ -56,19 +56,6 @@ def _environment_errors():
     return transient_errors()
 
 
-def _json_safe(value):
-    """NaN and infinity are not JSON: they become null."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _user_errors():
     from rankwright.agent.spec import SpecError
     from rankwright.ranking.errors import ConfigError, DataError  # light: no PyTorch
@@ -105,7 +92,9 @@ def train(
     except user_errors as exc:
         fail(str(exc))
     if quiet:
-        typer.echo(json.dumps(_json_safe(result), allow_nan=False))  # valid JSON: an undefined metric is null
+        from rankwright.finite_json import finite
+
+        typer.echo(json.dumps(finite(result), allow_nan=False))  # valid JSON: an undefined metric is null
     else:
         from rankwright.cli.tables import result_table
 

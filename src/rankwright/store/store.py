@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rankwright.store import models as m
+from rankwright.finite_json import finite as _finite
 from rankwright.store.engine import StoreError, store_failure
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
                                       InsightRecord, RevisionRecord)
@@ -33,19 +34,6 @@ def _experiment(row: m.Experiment) -> ExperimentRecord:
         ExperimentStatus(row.status), row.executor_handle, row.reserved_cost, row.actual_cost, row.metrics,
         row.attempt, row.prior_cost, row.failure,
     )
-
-
-def _finite(value: Any) -> Any:
-    """A JSON document with NaN and infinities as null: what every backend can store."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _event(row: m.Event) -> EventRecord:
