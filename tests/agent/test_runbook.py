@@ -39,6 +39,7 @@ RB = shipped()
     (Evidence(exit_code=0, result_problem="the result has no 'loss'"), "bad_result"),
     (Evidence(cancelled_for="hang", cancel_evidence="no heartbeat for 400 s"), "hang"),
     (Evidence(exit_code=3, log_tail="something odd"), "unknown"),
+    (Evidence(exit_code=0, objective=1.09, valid_ne=1.09, valid_auc=0.92, train_losses=(0.49, 0.27)), "collapsed"),
 ])
 def test_every_kind_is_classified_from_its_evidence(evidence, kind):
     assert classify(evidence, RB).kind == kind
@@ -46,6 +47,19 @@ def test_every_kind_is_classified_from_its_evidence(evidence, kind):
 
 def test_a_healthy_run_is_not_a_failure():
     assert classify(Evidence(exit_code=0, objective=0.41, train_losses=(0.5, 0.45, 0.44)), RB) is None
+    # a weak signal is not a collapse: NE near 1 at an AUC near chance is what the data allows
+    assert classify(Evidence(exit_code=0, objective=1.001, valid_ne=1.001, valid_auc=0.54), RB) is None
+    assert classify(Evidence(exit_code=0, objective=0.43, valid_ne=0.43, valid_auc=0.95), RB) is None
+
+
+def test_a_collapsed_run_is_flagged_and_its_result_stands():
+    """Frappe DCNv2 seed 7 before the trainer's BatchNorm fix: valid AUC 0.92, NE 1.10."""
+    collapsed = classify(Evidence(exit_code=0, objective=1.097, valid_ne=1.097, valid_auc=0.9205,
+                                  train_losses=(0.487, 0.273)), RB)
+    assert collapsed.kind == "collapsed" and "worse than the base rate" in collapsed.evidence
+    assert "0.9205" in collapsed.evidence and "0.273" in collapsed.evidence
+    kept = treat(collapsed, 1, RB, {})
+    assert kept.action == "keep" and kept.changes == {}
 
 
 def test_remedies_scale_by_role_inside_the_schema_and_stop_at_the_attempt_limit():
@@ -158,6 +172,9 @@ elif first and fault == "leak":
     print("connecting with token", os.environ.get("MY_SERVICE_TOKEN"), "and sk-abcdefghijklmnopqrstuvwx"); sys.exit(7)
 elif first and fault == "odd":
     print("libfoo: unexpected state 0x3f in the feature hasher"); sys.exit(3)
+elif fault == "collapsed":  # ranks well, predicts worse than the base rate
+    emit(event="epoch", epoch=1, train_loss=0.27, loss=loss)
+    emit(event="result", loss=loss, valid={"ne": 1.09, "auc": 0.92}); sys.exit(0)
 elif first and fault == "data":
     print("KeyError: 'missing column c7'"); sys.exit(1)
 for i, value in enumerate(losses):
@@ -289,9 +306,26 @@ def test_nan_is_retried_at_a_lower_rate_and_a_second_explosion_ends_as_unstable(
     collected = [e.message for e in store.events(campaign.id) if e.kind == "collect"]
     assert campaign.status == "finished" and any("nan_loss again on attempt 2 of 2" in m for m in collected), out
     shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
-    assert shown.returncode == 0 and "failures (the runbook's triage)" in shown.stdout
+    assert shown.returncode == 0 and "failures and flags (the runbook's triage)" in shown.stdout
     assert "nan_loss" in shown.stdout and "ended unstable" in shown.stdout
     assert "compute used by failed attempts" in shown.stdout
+
+
+@pytest.mark.slow
+def test_a_collapsed_run_is_kept_flagged_and_told(tmp_path, monkeypatch):
+    path = _campaign(tmp_path / "collapsed", monkeypatch, "collapsed")
+    out = _run(path)
+    store = open_store()
+    campaign, rows = _rows(store)
+    flagged = rows["f/x3/seed1"]
+    assert campaign.status == "finished", out
+    assert flagged.status.value == "succeeded" and flagged.attempt == 1  # not retried: the result stands
+    assert flagged.failure["kind"] == "collapsed" and flagged.failure["kept"]
+    assert rows["f/baseline/seed1"].failure is None  # the baseline reports no valid NE: nothing to check
+    told = [e.message for e in store.events(campaign.id) if e.kind == "attention"]
+    assert any(m.startswith("f/x3/seed1 is flagged collapsed") for m in told), told
+    shown = subprocess.run([sys.executable, "-m", "rankwright", "status", str(path)], capture_output=True, text=True)
+    assert "flagged, result kept" in shown.stdout and "collapsed" in shown.stdout
 
 
 @pytest.mark.slow

@@ -20,6 +20,8 @@ from rankwright.ranking.models import (
     build_model,
 )
 from rankwright.ranking.models.layers import (
+    MLP,
+    BatchNorm1d,
     Dropout,
     DotInteraction,
     FeatureEmbedding,
@@ -233,6 +235,48 @@ def test_fast_dropout_matches_nn_dropout_statistics(p: float) -> None:
     layer.eval()
     assert layer(x) is x
     assert Dropout(0.0).train()(x) is x
+
+
+def test_batch_norm_statistics_start_from_the_first_batch() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(256, 8) * 1e-3 + 0.5
+    layer = BatchNorm1d(8).train()
+    layer(x)
+    torch.testing.assert_close(layer.running_mean, x.mean(0))
+    torch.testing.assert_close(layer.running_var, x.var(0))  # unbiased, as the stock layer keeps it
+    y = x * 2
+    layer(y)  # later batches: the stock 10% update
+    torch.testing.assert_close(layer.running_var, 0.9 * x.var(0) + 0.1 * y.var(0))
+    restored = BatchNorm1d(8)
+    restored.load_state_dict(layer.state_dict())
+    restored.train()(x)  # a resumed run is already primed: no second first batch
+    torch.testing.assert_close(restored.running_var, 0.9 * layer.running_var + 0.1 * x.var(0))
+
+
+def test_an_mlp_on_tiny_inputs_predicts_in_eval_as_it_trained() -> None:
+    """Inputs at the 1e-4 embedding init's scale: the stock layer's running variance starts at 1
+    and stays thousands of times too large for ~100 steps, so eval mode flattens the MLP
+    (the Frappe DCNv2 collapse); primed statistics keep eval close to training."""
+    torch.manual_seed(0)
+    x = torch.randn(512, 16) * 3e-3
+
+    @torch.no_grad()
+    def gap(mlp: nn.Module) -> float:
+        mlp.train()
+        for _ in range(5):
+            mlp(x)
+        train_out = mlp(x)
+        mlp.eval()
+        return float((mlp(x) - train_out).abs().mean() / train_out.abs().mean())
+
+    torch.manual_seed(1)
+    primed = MLP(16, (32, 32), batch_norm=True, out_dim=1)
+    torch.manual_seed(1)
+    stock = MLP(16, (32, 32), batch_norm=True, out_dim=1)
+    stock[1] = nn.BatchNorm1d(32)
+    stock[4] = nn.BatchNorm1d(32)
+    assert gap(primed) < 0.05
+    assert gap(stock) > 0.5  # the failure the priming removes
 
 
 def test_embedding_init_follows_config() -> None:

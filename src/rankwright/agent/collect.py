@@ -168,13 +168,24 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
     evidence = Evidence(
         exit_code=info.exit_code if info.status is not RunStatus.SUCCEEDED else 0,
         cancelled_for=pending, cancel_evidence=(e.failure or {}).get("evidence", ""), log_tail=tail,
-        result_problem=problem, objective=objective, train_losses=tuple(target.read_losses(run_dir)),
+        result_problem=problem, objective=objective,
+        valid_ne=target.result_number(result, target.metrics.valid_ne) if result else None,
+        valid_auc=target.result_number(result, target.metrics.valid_auc) if result else None,
+        train_losses=tuple(target.read_losses(run_dir)),
         max_rss_mb=info.max_rss_mb, memory_limit_mb=memory_limit_mb(), lost=info.status is RunStatus.LOST)
     diagnosis = classify(evidence, runbook)
     if diagnosis is None and result is not None:
         store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result)
         return Collected(key, ExperimentStatus.SUCCEEDED, f"{key}: succeeded, objective {objective:.5g}"
                          + (f" (attempt {e.attempt})" if e.attempt > 1 else "") + estimated, cost, True)
+    if diagnosis is not None and result is not None and treat(diagnosis, e.attempt, runbook, {}).action == "keep":
+        record = {"kind": diagnosis.kind, "evidence": diagnosis.evidence, "kept": True,
+                  "history": [*(e.failure or {}).get("history", ())]}
+        store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result, failure=record)
+        return Collected(key, ExperimentStatus.SUCCEEDED,
+                         f"{key}: succeeded, objective {objective:.5g}, flagged {diagnosis.kind}{estimated}", cost, True,
+                         f"{key} is flagged {diagnosis.kind}: {diagnosis.evidence}. Its result stands; look at the "
+                         "model's calibration (BatchNorm statistics, a logit offset, a too-short recipe).")
     if diagnosis is None:  # an unusable result the classifier did not name
         diagnosis = Diagnosis("bad_result", problem or "no usable result", evidence.log_tail[-2000:])
     treatment = treat(diagnosis, e.attempt, runbook, roles_of(target, e.config))

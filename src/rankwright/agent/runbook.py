@@ -17,7 +17,7 @@ from rankwright.yaml_files import read_yaml
 
 SHIPPED = Path(__file__).with_name("runbook.yaml")
 # the kinds the agent detects from evidence other than the log; a runbook must say what to do about each
-DETECTED = ("hang", "timeout", "bad_result", "nan_loss", "divergence", "preempted", "oom", "unknown")
+DETECTED = ("hang", "timeout", "bad_result", "nan_loss", "divergence", "collapsed", "preempted", "oom", "unknown")
 
 
 class RunbookError(ValueError):
@@ -29,7 +29,7 @@ class _Frozen(BaseModel):
 
 
 class Remedy(_Frozen):
-    action: Literal["resume", "retry", "invalid", "quarantine"]
+    action: Literal["resume", "retry", "invalid", "quarantine", "flag"]
     scale: dict[str, float] = Field(default_factory=dict, description="role -> factor")
     set: dict[str, float] = Field(default_factory=dict, description="role -> value")
     backoff_s: float = Field(0.0, ge=0, le=86_400)

@@ -17,6 +17,8 @@ from rankwright.agent.runbook import Runbook
 DIVERGENCE_FACTOR = 3.0  # a training loss this many times its first epoch's has exploded
 OOM_RSS_SHARE = 0.9  # a SIGKILL near the memory limit is the host's out-of-memory killer
 EXCERPT_LINES = 20
+COLLAPSE_NE = 1.0  # valid NE at or above this (no better than predicting the base rate) ...
+COLLAPSE_AUC = 0.6  # ... while it ranks this well: the probabilities collapsed, not the model
 _TERMINATING = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
 
@@ -28,6 +30,8 @@ class Evidence:
     log_tail: str = ""
     result_problem: str | None = None  # the run exited 0 but its result is unusable: why
     objective: float | None = None
+    valid_ne: float | None = None  # from the result, where the target reports them (the collapse check)
+    valid_auc: float | None = None
     train_losses: tuple[float, ...] = ()
     max_rss_mb: float | None = None
     memory_limit_mb: float | None = None
@@ -54,7 +58,7 @@ class RoleKnob:
 
 @dataclass(frozen=True)
 class Treatment:
-    action: str  # resume | retry | give_up
+    action: str  # resume | retry | give_up | keep (the result stands; a person is told)
     why: str
     changes: Mapping[str, Any] = field(default_factory=dict)  # knob path -> value, for a retry
     ends_as: str | None = None  # give_up: failed | unstable | quarantined | invalid
@@ -87,6 +91,17 @@ def _diverged(losses: tuple[float, ...]) -> str | None:
     return None
 
 
+def _collapsed(ev: Evidence) -> str | None:
+    ne, auc = ev.valid_ne, ev.valid_auc
+    if ne is None or auc is None or not (math.isfinite(ne) and math.isfinite(auc)):
+        return None
+    if ne < COLLAPSE_NE or auc < COLLAPSE_AUC:
+        return None
+    train = f"; final training loss {ev.train_losses[-1]:.4g}" if ev.train_losses else ""
+    return (f"ranks at valid AUC {auc:.4f} but predicts worse than the base rate (valid NE {ne:.4f} >= "
+            f"{COLLAPSE_NE:g}){train}")
+
+
 def classify(ev: Evidence, runbook: Runbook) -> Diagnosis | None:
     """The failure kind of an ended run, or None when nothing is wrong with it."""
     excerpt = _excerpt(ev.log_tail)
@@ -101,7 +116,8 @@ def classify(ev: Evidence, runbook: Runbook) -> Diagnosis | None:
             return Diagnosis("nan_loss" if "became" in diverged else "divergence", diverged, excerpt)
         if ev.result_problem:
             return Diagnosis("bad_result", ev.result_problem, excerpt)
-        return None
+        collapsed = _collapsed(ev)
+        return None if collapsed is None else Diagnosis("collapsed", collapsed, excerpt)
     if ev.lost:
         return Diagnosis("preempted", "the run's supervisor vanished without recording an end (lost node)", excerpt)
     sig = _signal(ev.exit_code)
@@ -150,6 +166,8 @@ def treat(diagnosis: Diagnosis, attempt: int, runbook: Runbook, roles: Mapping[s
     remedy = kind.remedy
     if remedy.action == "invalid":
         return Treatment("give_up", f"{diagnosis.kind}: not retried ({kind.describe})", ends_as="invalid")
+    if remedy.action == "flag":
+        return Treatment("keep", f"{diagnosis.kind}: the result stands, a person is told ({kind.describe})")
     if remedy.action == "quarantine":
         return Treatment("give_up", f"{diagnosis.kind}: kept for a person ({kind.describe})", ends_as="quarantined")
     if attempt >= kind.max_attempts:

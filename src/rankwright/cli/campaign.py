@@ -296,11 +296,12 @@ def _show_failures(experiments: list, unit: str) -> None:
     failed = [e for e in experiments if e.failure]
     if not failed:
         return
-    table = Table(title="failures (the runbook's triage)")
+    table = Table(title="failures and flags (the runbook's triage)")
     for column in ("experiment", "kind", "tries", "outcome"):
         table.add_column(column, overflow="fold")
     for e in failed:
         outcome = (f"ended {e.failure.get('ended_as', 'failed')}" if e.status.value == "failed"
+                   else "flagged, result kept" if e.failure.get("kept")
                    else "remedied" if e.status.value == "succeeded"
                    else f"{e.failure.get('action', 'retry')} queued" if e.failure.get("history") else "cancelling")
         table.add_row(e.idempotency_key, e.failure.get("kind", "?"), str(e.attempt), outcome)

@@ -175,6 +175,9 @@ class MetricsSpec(_Frozen):
     objective: str = Field("valid.ne", min_length=1, description="dotted path in the result record")
     direction: Literal["minimize", "maximize"] = "minimize"
     train_loss: str | None = Field("train_loss", description="dotted path of the training loss in an epoch record")
+    valid_ne: str | None = Field("valid.ne", description="dotted path of the validation NE in the result record, "
+                                 "for the runbook's collapse check (absent in the record: no check)")
+    valid_auc: str | None = Field("valid.auc", description="dotted path of the validation AUC in the result record")
     heartbeat_file: str | None = "heartbeat.json"
     heartbeat_max_age_s: float = Field(300.0, gt=0.0)
 
@@ -505,6 +508,10 @@ class Target(_Frozen):
         """The objective after each epoch so far: what a pruner judges a running trial on."""
         return [v for v in (_number_at(r, self.metrics.objective) for r in self.read_epochs(run_dir, epoch_event))
                 if v is not None and math.isfinite(v)]
+
+    def result_number(self, result: Mapping[str, Any], path: str | None) -> float | None:
+        """A number at a dotted path of a read result's record (None: no such number)."""
+        return None if path is None else _number_at(result.get("metrics") or {}, path)
 
     def read_losses(self, run_dir: Path | str) -> list[float]:
         """The training loss after each epoch (NaN and infinity kept: they are the evidence)."""

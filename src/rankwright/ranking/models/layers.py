@@ -20,6 +20,8 @@ Semantics mirrored from FuxiCTR 2.3 (read for behaviour, written independently):
   hidden layer (dropout only when > 0), optional final Linear without BN or activation;
   PReLU is per-channel with init 0.1. Dropout is our ``Dropout``: nn.Dropout semantics with
   a cheaper CPU mask (keep probability quantised to 1/65536, see its docstring).
+  Deviation: our ``BatchNorm1d`` takes its running statistics from the first training
+  batch instead of starting at mean 0, variance 1 (see its docstring: the Frappe collapse).
 * ``reset_linear_``: FuxiCTR's ``BaseModel.reset_parameters`` re-initialises every
   ``nn.Linear`` with xavier-normal weights and zero bias; models call this at the end of
   ``__init__`` so the starting point matches (this matters for parity of short runs).
@@ -193,6 +195,38 @@ class Dropout(nn.Module):
         return _CPUDropout.apply(x, self._threshold, self._scale)
 
 
+class BatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` whose running statistics start from the first training batch.
+
+    The stock layer starts them at mean 0, variance 1 and moves 10% a step. Under a 1e-4
+    embedding init the first layer's inputs have a variance near 1e-5, so the running
+    variance stays thousands of times too large for about 100 steps and eval mode squashes
+    the whole MLP to a constant: on Frappe (14 steps an epoch) DCNv2 seed 7 ranked at valid
+    AUC 0.92 but predicted worse than the base rate (log loss 0.70, train mode 0.32), and
+    early stopping ended it there. Taking the first batch's statistics removes that start-up
+    bias (as Adam's bias correction does for its moments); later steps are the stock update.
+    """
+
+    _primed: bool | None = None  # None: not yet read from num_batches_tracked (read once: no sync a step)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.track_running_stats):
+            return super().forward(x)
+        if self._primed is None:
+            self._primed = bool(self.num_batches_tracked.item() > 0)
+        if self._primed:
+            return super().forward(x)
+        momentum, self.momentum = self.momentum, 1.0
+        try:
+            return super().forward(x)
+        finally:
+            self.momentum, self._primed = momentum, True
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(*args, **kwargs)
+        self._primed = None  # restored statistics: primed or not, as the checkpoint says
+
+
 class MLP(nn.Sequential):
     """Linear -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer, then an optional
     output Linear (no norm, no activation)."""
@@ -211,7 +245,7 @@ class MLP(nn.Sequential):
         for units in hidden:
             layers.append(nn.Linear(width, units))
             if batch_norm:
-                layers.append(nn.BatchNorm1d(units))
+                layers.append(BatchNorm1d(units))
             layers.append(make_activation(activation, units))
             if dropout > 0:
                 layers.append(Dropout(dropout))
