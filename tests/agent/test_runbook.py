@@ -383,6 +383,35 @@ def test_a_lost_baseline_seed_costs_one_pair_and_a_baseline_that_never_ran_pause
 
 
 @pytest.mark.slow
+def test_a_runs_folder_that_became_unwritable_mid_campaign_is_said_and_nothing_is_lost(tmp_path, monkeypatch):
+    path = _campaign(tmp_path / "unwritable", monkeypatch, "none")
+    runs = tmp_path / "unwritable" / ".rankwright" / "experiments"
+    first = subprocess.run([sys.executable, "-m", "rankwright", "wake", str(path)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr  # the first runs are launched
+    store = open_store()
+    campaign, before = _rows(store)
+    launched = {k for k, e in before.items() if e.status.value in ("running", "queued", "succeeded")}
+    assert launched
+    kept = runs.with_name("experiments-kept")
+    runs.rename(kept)
+    runs.write_text("not a folder")  # the runs folder cannot be written any more
+    env = {**__import__("os").environ, "RANKWRIGHT_TRANSIENT_PATIENCE_S": "4"}
+    done = subprocess.run([sys.executable, "-m", "rankwright", "run", str(path), "--interval", "0.5"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in done.stderr, said
+    assert "trying again in" in said and "kept failing for 4 s" in said and "experiments" in said, said
+    assert "Nothing was lost" in said
+    campaign, after = _rows(open_store())
+    assert set(before) <= set(after) and campaign.status in ("approved", "running")  # nothing stored is lost
+    runs.unlink()
+    kept.rename(runs)  # the engineer fixed the folder: the campaign goes on where it was
+    _run(path)
+    campaign, rows = _rows(open_store())
+    assert campaign.status == "finished" and rows["f/x3/seed1"].status.value == "succeeded"
+
+
+@pytest.mark.slow
 def test_a_store_outage_is_waited_out_by_a_staying_up_run(tmp_path, monkeypatch):
     import sqlite3
 

@@ -456,6 +456,16 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
 TRANSIENT_PATIENCE_S = 600.0  # a staying-up `run` waits this long for the store or the disk to come back
 
 
+def transient_patience_s() -> float:
+    """`RANKWRIGHT_TRANSIENT_PATIENCE_S` when set (a number of seconds), else the default."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("RANKWRIGHT_TRANSIENT_PATIENCE_S", TRANSIENT_PATIENCE_S)))
+    except ValueError:
+        return TRANSIENT_PATIENCE_S
+
+
 class CampaignIOError(RuntimeError):
     """The store or the disk kept failing for longer than a staying-up `run` waits."""
 
@@ -480,18 +490,19 @@ def describe_fault(exc: BaseException) -> str:
 
 def _wake_retrying(spec_path: Path, loaded):
     """One wake of a staying-up `run`; a transient fault (the store unreachable or locked,
-    a file system error) is retried with back-off for up to `TRANSIENT_PATIENCE_S`, then
+    a file system error) is retried with back-off for up to `transient_patience_s()`, then
     reported in words. A wake is idempotent, so trying again is always safe."""
     import time
 
-    delay, deadline = 1.0, time.monotonic() + TRANSIENT_PATIENCE_S
+    patience = transient_patience_s()
+    delay, deadline = 1.0, time.monotonic() + patience
     while True:
         try:
             return _wake_once(spec_path, detach=False, loaded=loaded)
         except transient_errors()[:4] as exc:
             why = _short(exc)
             if time.monotonic() + delay > deadline:
-                raise CampaignIOError(f"the wake kept failing for {TRANSIENT_PATIENCE_S:.0f} s: {why}. Nothing "
+                raise CampaignIOError(f"the wake kept failing for {patience:.0f} s: {why}. Nothing "
                                       f"was lost: fix it, then `rankwright run {spec_path}` goes on") from None
             console.print(f"[yellow]wake failed ({why}); trying again in {delay:.0f} s[/]", highlight=False)
             time.sleep(delay)
