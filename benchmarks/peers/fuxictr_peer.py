@@ -390,7 +390,7 @@ def shutdown():
 
 # --------------------------------------------------------------------------- main API
 def run_fuxictr(model: str, params: dict, train_csv: Path, valid_csv: Path, test_csv: Path,
-                seed: int, work_dir: Path) -> dict:
+                seed: int, work_dir: Path, on_epoch=None) -> dict:
     """Train and evaluate one FuxiCTR model on pre-split CSVs (Frappe by default).
 
     ``params`` uses our common names (see :func:`default_params`, which also gives the
@@ -402,6 +402,9 @@ def run_fuxictr(model: str, params: dict, train_csv: Path, valid_csv: Path, test
     optimizer step), ``fit_*`` the wall time of ``model.fit`` (data loading each epoch,
     validation, checkpointing, best-weights reload). Preprocessing (feature processing,
     dataset build, loader set-up) is in ``preprocess_seconds`` and in neither throughput.
+    ``on_epoch``, when given, is called after each epoch's validation with a dict of the
+    epoch number, the mean training loss and the validation metrics (a live metrics stream
+    for callers that report progress, e.g. ``examples/targets/fuxictr/train.py``).
     """
     model = model.lower()
     if model not in MODELS:
@@ -468,7 +471,7 @@ def run_fuxictr(model: str, params: dict, train_csv: Path, valid_csv: Path, test
     # Time only the training steps: wrap the bound train_step (train_epoch calls
     # self.train_step, so an instance attribute overrides it).
     stats = {"train_seconds": 0.0, "train_samples": 0, "history": [],
-             "epoch_train_seconds": 0.0, "epoch_start": None}
+             "epoch_train_seconds": 0.0, "epoch_start": None, "loss_sum": 0.0, "steps": 0}
     orig_train_step = net.train_step
 
     def timed_train_step(batch_data):
@@ -478,6 +481,9 @@ def run_fuxictr(model: str, params: dict, train_csv: Path, valid_csv: Path, test
         stats["train_seconds"] += dt
         stats["epoch_train_seconds"] += dt
         stats["train_samples"] += int(batch_data[LABEL].shape[0])
+        if on_epoch is not None:  # only then: .item() would add a sync to the timed peer
+            stats["loss_sum"] += float(loss.item())
+            stats["steps"] += 1
         return loss
 
     net.train_step = timed_train_step
@@ -496,6 +502,12 @@ def run_fuxictr(model: str, params: dict, train_csv: Path, valid_csv: Path, test
         })
         stats["epoch_train_seconds"] = 0.0
         stats["epoch_start"] = now
+        if on_epoch is not None:
+            on_epoch({"epoch": net._epoch_index + 1,
+                      "train_loss": stats["loss_sum"] / max(1, stats["steps"]),
+                      "valid": {k: float(v) for k, v in logs.items()},
+                      "learning_rate": float(net.optimizer.param_groups[0]["lr"])})
+            stats["loss_sum"], stats["steps"] = 0.0, 0
 
     net.checkpoint_and_earlystop = recording_ckpt
 

@@ -199,6 +199,33 @@ def test_an_external_target_s_data_is_identified_by_its_files(tmp_path):
     assert make_target(base_config={}).data_identity() == ""  # nothing said: unknown, not "the same"
 
 
+def test_relative_data_files_reach_runs_absolute_and_the_smoke_run_starts_as_a_run_does(tmp_path, monkeypatch):
+    """A run starts in its own folder with the target's environment; so does the smoke run."""
+    import sys
+
+    from rankwright.agent.planning import _smoke_run
+
+    (tmp_path / "a.csv").write_text("label,x\n1,2\n")
+    (tmp_path / "job.py").write_text(
+        "import json, os, sys, pathlib\n"
+        "data = pathlib.Path(sys.argv[1].split('=', 1)[1])\n"
+        "assert data.is_absolute() and data.exists(), data\n"
+        "assert os.environ['GREETING'] == 'hi', 'no env'\n"
+        "(pathlib.Path(sys.argv[2]) / 'metrics.jsonl').write_text(json.dumps({'event': 'result', 'loss': 0.5}))\n")
+    target = make_target(
+        command=(sys.executable, "{root}/job.py", "--data={data.path}", "{run_dir}"), root=str(tmp_path),
+        base_config={"data": {"path": "a.csv"}}, data_files=("data.path",),
+        knobs=(KnobSpec(path="data.path", kind="str"),), env={"GREETING": "hi"},
+        metrics=MetricsSpec(objective="loss"))
+    command, config = target.render({}, tmp_path / "run")
+    assert config["data"]["path"] == str(tmp_path / "a.csv") and f"--data={tmp_path / 'a.csv'}" in command
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where `plan` is typed does not matter
+    item = _smoke_run(target, elsewhere, timeout_s=60)
+    assert item.ok, item.detail
+
+
 def test_a_target_says_how_its_smoke_run_and_its_cheap_validation_are_made():
     target = make_target(smoke={"train.epochs": 1}, low_fidelity_changes={"train.epochs": 1})
     assert target.smoke_changes() == {"train.epochs": 1} and target.low_fidelity() == {"train.epochs": 1}

@@ -126,11 +126,12 @@ def _data_readable(target: Target) -> CheckItem:
 
 def _smoke_run(target: Target, workdir: Path, timeout_s: float) -> CheckItem:
     changes = target.smoke_changes()
-    run_dir = Path(tempfile.mkdtemp(prefix="smoke-", dir=workdir))
+    run_dir = Path(tempfile.mkdtemp(prefix="smoke-", dir=workdir)).resolve()
     try:
         command, config = target.render(changes, run_dir)
         target.write_config(run_dir, config)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        env = {**os.environ, **target.render_env(changes, run_dir)}  # as the executor starts a run
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=run_dir, env=env)
     except (TargetError, OSError, subprocess.TimeoutExpired) as exc:
         return CheckItem("target smoke run", False, f"{exc.__class__.__name__}: {exc}",
                          "run the target's command by hand in a scratch folder and fix what it reports")

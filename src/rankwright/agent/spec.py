@@ -278,28 +278,43 @@ def low_fidelity(spec: CampaignSpec, target: Target) -> dict[str, Any]:
 
 def search_space(spec: CampaignSpec, target: Target) -> dict[str, SearchRange]:
     """The exploitation phase's knobs and ranges: the spec's, else a default around the
-    baseline on the knobs the target has (learning rate x1/4..x4 on a log scale, dropout,
-    embedding L2 and width). Shown in the plan, so the engineer approves it."""
+    baseline on the knobs the target has, found by role (learning rate x1/4..x4 on a log
+    scale, dropout, embedding L2 and width). Shown in the plan, so the engineer approves it."""
     if spec.strategy.search_space is not None:
         return dict(spec.strategy.search_space)
     knobs = {k.path: k for k in target.knobs}
+    roles = target.role_paths()
     base = target.base_config if isinstance(target.base_config, dict) else {}
 
-    def current(path: str) -> Any:
+    def current(role: str) -> tuple[str | None, Any]:
+        path = roles.get(role)
+        if path not in knobs:
+            return None, None
         node: Any = base
         for part in path.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        return node if node is not None else knobs[path].default
+        return path, node if node is not None else knobs[path].default
+
+    def clipped(path: str, low: float, high: float) -> tuple[float, float]:
+        knob = knobs[path]
+        return (low if knob.low is None else max(low, knob.low)), (high if knob.high is None else min(high, knob.high))
 
     space: dict[str, SearchRange] = {}
-    lr = current("train.learning_rate") if "train.learning_rate" in knobs else None
-    if isinstance(lr, (int, float)) and lr > 0:
-        space["train.learning_rate"] = SearchRange(low=lr / 4, high=min(lr * 4, 1.0), log=True)
-    if "model.dropout" in knobs:
-        space["model.dropout"] = SearchRange(low=0.0, high=0.5)
-    if "model.embedding_l2" in knobs:
-        space["model.embedding_l2"] = SearchRange(low=1e-7, high=1e-2, log=True)
-    dim = current("model.embedding_dim") if "model.embedding_dim" in knobs else None
-    if isinstance(dim, int) and dim >= 2:
-        space["model.embedding_dim"] = SearchRange(low=max(2, dim // 2), high=dim * 2, integer=True)
+    path, lr = current("learning_rate")
+    if path and isinstance(lr, (int, float)) and lr > 0:
+        low, high = clipped(path, lr / 4, min(lr * 4, 1.0))
+        space[path] = SearchRange(low=low, high=high, log=True)
+    path, dropout = current("dropout")
+    if path and knobs[path].kind == "float":
+        low, high = clipped(path, 0.0, max(0.5, dropout or 0.0))
+        space[path] = SearchRange(low=low, high=high)
+    path, l2 = current("embedding_l2")
+    if path and knobs[path].kind == "float":  # around the baseline's value when it lies outside 1e-7..1e-2
+        value = l2 if isinstance(l2, (int, float)) and l2 > 0 else 1e-5
+        low, high = clipped(path, min(1e-7, value / 30), max(1e-2, value * 3))
+        space[path] = SearchRange(low=max(low, 1e-12), high=high, log=True)
+    path, dim = current("embedding_dim")
+    if path and isinstance(dim, int) and dim >= 2:
+        low, high = clipped(path, max(2, dim // 2), dim * 2)
+        space[path] = SearchRange(low=int(low), high=int(high), integer=True)
     return space

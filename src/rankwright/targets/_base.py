@@ -391,8 +391,10 @@ class Target(_Frozen):
         return self.cost.model().predict_hours(self.cost_features(self.config_with(changes)), devices)
 
     def render(self, changes: Mapping[str, Any], run_dir: Path | str) -> tuple[tuple[str, ...], dict[str, Any]]:
-        """The command line and the config document of one experiment (nothing is written)."""
-        config = self.config_with(changes)
+        """The command line and the config document of one experiment (nothing is written).
+        Relative data files (`data_files`) are made absolute from `root`: runs start in
+        their own folder, and the files are where the target's YAML says."""
+        config = self._data_files_absolute(self.config_with(changes))
         values = self._values(config, run_dir)
         command: list[str] = []
         for part in (*self.launcher, *self.command):
@@ -401,6 +403,19 @@ class Target(_Frozen):
             else:
                 command.append(_fill(part, values))
         return tuple(command), config
+
+    def _data_files_absolute(self, config: dict[str, Any]) -> dict[str, Any]:
+        if not self.root:
+            return config
+        for dotted in self.data_files:
+            value = value_at(config, dotted)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                node = config
+                *parents, leaf = dotted.split(".")
+                for part in parents:
+                    node = node[part]
+                node[leaf] = str((Path(self.root) / value).resolve())
+        return config
 
     def render_env(self, changes: Mapping[str, Any], run_dir: Path | str) -> dict[str, str]:
         """The run's own environment variables (the executor's are kept besides)."""
