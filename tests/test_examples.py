@@ -71,6 +71,7 @@ def test_the_fuxictr_example_reaches_its_knobs_by_role_and_runs_in_its_own_envir
     assert shown.exit_code == 0, shown.output
     assert "learning_rate_up" in shown.output and "learning_rate=0.003" in shown.output
     assert "net_regularizer=" in shown.output  # the dense L2 technique, on FuxiCTR's net_regularizer
+    assert "num_cross_layers=" in shown.output  # a DCNv2 technique: the target says it trains DCNv2
 
 
 @pytest.mark.slow

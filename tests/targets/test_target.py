@@ -169,6 +169,13 @@ def test_a_command_driven_by_flags_gets_knob_values_and_its_own_environment(tmp_
         make_target(knob_flag="--{name}={value}")
 
 
+def test_a_target_says_what_kind_of_model_it_trains():
+    assert make_target(family="dcnv2").model_family() == "dcnv2"  # declared: model-specific techniques apply
+    assert make_target(base_config={"model": "deepfm"}).model_family() == "deepfm"  # a model named by a string
+    assert make_target(base_config={"model": {"name": "dnn"}}).model_family() == "dnn"
+    assert make_target(base_config={}).model_family() == "toy"  # nothing said: only its name
+
+
 def test_the_seed_is_a_role_declared_or_found_by_name():
     assert make_target().role_paths().get("seed") is None  # no seed knob: repeats could not differ
     seeded = make_target(knobs=(KnobSpec(path="train.random_seed", kind="int", low=0, high=99, default=0),))

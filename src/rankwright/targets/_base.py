@@ -220,6 +220,8 @@ class Target(_Frozen):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     cost: CostModelSpec = Field(default_factory=CostModelSpec)
     roles: dict[str, str] = Field(default_factory=dict, description="knob role -> knob path (default: by name)")
+    family: str | None = Field(None, description="what kind of model it trains (dnn, deepfm, dcnv2, dlrm, "
+                                                       "...), so that model-specific techniques apply")
     python: str | None = Field(None, description="the target's own interpreter for {python} (a venv's python; "
                                                  "relative to root)")
     launcher: tuple[str, ...] = Field((), description="put before the command, e.g. [conda, run, -n, myenv]")
@@ -345,8 +347,13 @@ class Target(_Frozen):
 
     # --- what the agent asks of any target ------------------------------------------------
     def model_family(self) -> str:
-        """What kind of model this is, for the knowledge base and for comparing contexts."""
+        """What kind of model this is, for the knowledge base and for comparing contexts:
+        the declared family, else the base config's model name, else the target's name."""
+        if self.family:
+            return self.family
         model = self.base_config.get("model") if isinstance(self.base_config, dict) else None
+        if isinstance(model, str) and model:
+            return model
         return str(model.get("name") or self.name) if isinstance(model, dict) else self.name
 
     def low_fidelity(self) -> dict[str, Any]:
