@@ -329,6 +329,18 @@ def test_a_collapsed_run_is_kept_flagged_and_told(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_flag_on_a_kind_that_leaves_no_result_keeps_it_for_a_person(tmp_path, monkeypatch):
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"kinds": {"nan_loss": {
+        "describe": "flag it", "remedy": {"action": "flag"}}}}))
+    path = _campaign(tmp_path / "flagnan", monkeypatch, "nan_always", runbook=str(tmp_path / "mine.yaml"))
+    _run(path)
+    campaign, rows = _rows(open_store())
+    faulted = rows["f/x3/seed1"]  # a NaN objective is no result to keep
+    assert faulted.status.value == "failed" and faulted.failure["ended_as"] == "quarantined"
+    assert "no result to keep" in faulted.failure["history"][-1]["why"] and campaign.status == "finished"
+
+
+@pytest.mark.slow
 def test_a_hung_run_is_found_by_its_heartbeat_cancelled_and_resumed(tmp_path, monkeypatch):
     path = _campaign(tmp_path / "hang", monkeypatch, "hang", heartbeat_max_age_s=3.0)
     started = time.time()
