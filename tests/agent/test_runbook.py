@@ -81,6 +81,25 @@ def test_remedies_scale_by_role_inside_the_schema_and_stop_at_the_attempt_limit(
     assert treat(data, 1, RB, roles).ends_as == "invalid"  # no retry: it cannot run
 
 
+def test_a_time_limit_follows_what_this_campaign_s_runs_took_when_the_prior_is_too_low():
+    """The FuxiCTR example on a busy machine: a baseline predicted at 87 CPU s ran 890 s of
+    wall time and was cancelled at the prior's 868 s, though its twin had taken about as long."""
+    from datetime import datetime, timedelta, timezone
+
+    from rankwright.agent.collect import timed_out
+    from rankwright.executors import RunInfo, RunStatus
+
+    now = datetime.now(timezone.utc)
+    info = RunInfo("h", RunStatus.RUNNING, started_at=now - timedelta(seconds=890))
+    prior = 87.0 / 3600.0
+    assert "past its limit of 870 s" in timed_out(info, prior, 1.0, None, now=now.timestamp())
+    assert timed_out(info, prior, 1.0, None, now=now.timestamp(), longest_seen_s=800.0) is None  # 3x 800 s
+    assert timed_out(info, prior, 1.0, None, now=now.timestamp(), longest_seen_s=200.0) is not None
+    assert timed_out(info, prior, 1.0, 3600.0, now=now.timestamp(), longest_seen_s=0.0) is None  # the spec's limit
+    young = RunInfo("h", RunStatus.RUNNING, started_at=now - timedelta(seconds=500))
+    assert timed_out(young, prior, 1.0, None, now=now.timestamp()) is None  # at least 10 minutes
+
+
 def test_the_breaker_trips_on_a_run_of_failures_only():
     assert breaker_trips([True] * 6 + [False] * 2, 8, 6)
     assert not breaker_trips([True] * 5 + [False] * 3, 8, 6)

@@ -95,17 +95,20 @@ def is_hung(target: Target, run_dir: Path, info: RunInfo, now: float | None = No
 
 
 TIMEOUT_FACTOR = 10.0  # a run taking this many times its predicted time has run away
+TIMEOUT_SEEN_FACTOR = 3.0  # ... or this many times the longest run this campaign has seen finish
 TIMEOUT_FLOOR_S = 600.0
 
 
 def timed_out(info: RunInfo, predicted_hours: float, threads: float, limit_s: float | None,
-              now: float | None = None) -> str | None:
-    """Evidence that a live run went past its time limit (the spec's, else 10x its predicted
-    wall time, at least 10 minutes), or None."""
+              now: float | None = None, longest_seen_s: float = 0.0) -> str | None:
+    """Evidence that a live run went past its time limit, or None. The limit is the spec's,
+    else the largest of 10x its predicted wall time, 3x the longest wall time of a run of
+    this campaign that finished, and 10 minutes: a prior can be far off (a codebase whose
+    data pipeline starts a cluster, a machine shared with other work), what was seen is not."""
     if info.started_at is None:
         return None
     elapsed = (time.time() if now is None else now) - info.started_at.timestamp()
-    limit = limit_s if limit_s is not None else max(TIMEOUT_FLOOR_S,
+    limit = limit_s if limit_s is not None else max(TIMEOUT_FLOOR_S, TIMEOUT_SEEN_FACTOR * longest_seen_s,
                                                     TIMEOUT_FACTOR * predicted_hours * 3600.0 / max(threads, 1.0))
     if elapsed > limit:
         return f"running for {elapsed:.0f} s, past its limit of {limit:.0f} s"
@@ -176,6 +179,8 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
         train_losses=tuple(target.read_losses(run_dir)),
         max_rss_mb=info.max_rss_mb, memory_limit_mb=memory_limit_mb(), lost=info.status is RunStatus.LOST)
     diagnosis = classify(evidence, runbook)
+    if result is not None and info.started_at is not None and info.ended_at is not None:
+        result = {**result, "wall_s": max(0.0, (info.ended_at - info.started_at).total_seconds())}  # for time limits
     if diagnosis is None and result is not None:
         store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result)
         return Collected(key, ExperimentStatus.SUCCEEDED, f"{key}: succeeded, objective {objective:.5g}"

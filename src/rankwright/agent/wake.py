@@ -183,6 +183,16 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     # observe 1-2. reconcile and collect (only what is unfinished: a long history costs nothing here);
     # each run is collected on its own, and what a bad run left behind becomes a triaged failure
     running = []
+    seen: list[float] = []
+
+    def longest_seen() -> float:
+        """The longest wall time of a run of this campaign that finished (read once, and only
+        when a run is past the prior's time limit: the usual wake reads no history)."""
+        if not seen:
+            seen.append(max((float((x.metrics or {}).get("wall_s") or 0.0) for x in store.experiments(campaign.id)
+                             if x.status is ExperimentStatus.SUCCEEDED), default=0.0))
+        return seen[0]
+
     for e in store.unfinished(campaign.id):
         key = e.idempotency_key
         handle = e.executor_handle or executor.find(attempt_key(key, e.attempt))
@@ -201,8 +211,11 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                 found = (("hang", is_hung(target, work_dir(root, key), info))
                          if info.status is RunStatus.RUNNING else ("hang", None))
                 if not found[1]:
-                    found = ("timeout", timed_out(info, e.reserved_cost, float(threads["OMP_NUM_THREADS"]),
-                                                  spec.run_timeout_s))
+                    why = timed_out(info, e.reserved_cost, float(threads["OMP_NUM_THREADS"]), spec.run_timeout_s)
+                    if why and spec.run_timeout_s is None:  # past the prior's limit: what runs took decides
+                        why = timed_out(info, e.reserved_cost, float(threads["OMP_NUM_THREADS"]), None,
+                                        longest_seen_s=longest_seen())
+                    found = ("timeout", why)
             if found and found[1]:  # the next wake collects it as cancelled for this, and the runbook decides
                 kind, why = found
                 store.note_failure(e.id, {**(e.failure or {}), "pending": kind, "evidence": why})
