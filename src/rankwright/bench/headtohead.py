@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ def _commit(root: Path, *paths: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
+BUSY_LOAD = 1.25  # a 5-minute load average above this many times the cores: CPU time measured then is inflated
 OVERSPEND_SHOWN = 0.005  # used beyond the budget by more than this share is marked: nobody may overspend
 
 
@@ -261,6 +263,12 @@ def render(document: dict[str, Any]) -> str:
         if over:
             lines += ["", f"`!` a seed used more than its budget (by over {OVERSPEND_SHOWN:.1%}): "
                       + "; ".join(over) + "."]
+        busy = [f"{o['method']} seed {o['seed']} on {o['cell']} (load {o['load']:.1f})"
+                for o in part.get("outcomes", ()) if o.get("busy")]
+        if busy:
+            lines += ["", f"Measured while the machine was busy (5-minute load average above {BUSY_LOAD:g}x the "
+                      f"{part['cpus']} cores; their CPU time, hence their budget, is inflated): "
+                      + "; ".join(busy) + "."]
         lines += ["", "Rankwright's ratios per cell, `gain x / gap x` against each peer (gain: higher is "
                   "better for Rankwright, - where a side's gain is not positive; gap: lower is better):", "",
                   "| cell | vs TPE | vs TPE-few | vs random |", "|---|---|---|---|"]
@@ -346,10 +354,12 @@ def write(part: dict[str, Any], seed_set: str, refs: dict[str, Reference], out: 
 def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: Path, out: Path, root: Path,
         say: Say, methods: tuple[str, ...] = T.METHODS) -> dict[str, Any]:
     """Run (or resume) every cell on one seed set, then write the results files."""
-    import os
-
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), time.time()
     work.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    if load > BUSY_LOAD * (os.cpu_count() or 1):
+        say(f"warning: the machine is busy (load {load:.1f} on {os.cpu_count()} cores); CPU time measured now is "
+            "inflated (15% seen here), so stop other work first")
     todo = [c for c in T.cells(tasks, budgets)]
     skipped = {}
     for cell in todo:
@@ -381,6 +391,12 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                     say(f"{where}: FAILED, left out of the figures and listed in the results: "
                         f"{(str(exc).splitlines() or [repr(exc)])[0][:200]}")
                 else:
+                    if o["reused"] < o["runs"]:  # measured now: how busy the machine was while it ran
+                        o["load"] = os.getloadavg()[1]
+                        o["busy"] = o["load"] > BUSY_LOAD * (os.cpu_count() or 1)
+                        if o["busy"]:
+                            say(f"{where}: the machine was busy (load {o['load']:.1f} on {os.cpu_count()} cores): "
+                                "this method-seed's CPU time is inflated; the results will say so")
                     outcomes.append(o)
                     say(f"{where}: test NE {o['test_ne']:.4f}{' (ships the baseline)' if o['shipped_baseline'] else ''}"
                         f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "

@@ -133,7 +133,14 @@ def run(seed_set: str, work: Path, out: Path, root: Path, say: Say, pairs: tuple
 
     import time
 
+    import os
+
+    from rankwright.bench.headtohead import BUSY_LOAD
+
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), time.time()
+    if os.getloadavg()[0] > BUSY_LOAD * (os.cpu_count() or 1):
+        say(f"warning: the machine is busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); CPU time "
+            "measured now is inflated, so stop other work first")
     results: dict[str, Any] = {}
     for target_name in pairs:
         source_name = PAIRS[target_name]
@@ -169,8 +176,12 @@ def run(seed_set: str, work: Path, out: Path, root: Path, say: Say, pairs: tuple
                                  folder)
                 c = curve(folder, name, ref.unit_s)
                 test = ref.test_ne if o["shipped_baseline"] else o["test_ne"]
+                load = os.getloadavg()[1] if o["reused"] < o["runs"] else None  # measured now: how busy
                 arms.setdefault(arm, []).append({"seed": seed, "test_ne": test, "shipped": o["changes"], **c,
-                                                 "reused": o["reused"], "runs": o["runs"], "wall_s": o["wall_s"]})
+                                                 "reused": o["reused"], "runs": o["runs"], "wall_s": o["wall_s"],
+                                                 "load": load})
+                if load is not None and load > BUSY_LOAD * (os.cpu_count() or 1):
+                    say(f"memory {target_name} {arm} seed {seed}: measured on a busy machine (load {load:.1f})")
                 say(f"memory {target_name} {arm} seed {seed}: test NE {test:.4f}, {c['total']:.1f}/{UNITS} units")
         results[target_name] = summarise(arms, ref.test_ne) | {"source": source_name,
                                                                "source_headline": source["headline"],
