@@ -74,7 +74,7 @@ def test_a_step_beyond_the_budget_pauses_and_a_raised_budget_lets_it_finish(tmp_
     folder = tmp_path / "c" / ".rankwright" / "reports" / "chaos"
     markdown = (folder / "report.md").read_text()
     winner = confirmation[0].body["data"]["winner"]
-    assert "rankwright train proposal.yaml" in markdown and winner in markdown
+    assert "mkdir -p run && cd run && cp ../proposal.yaml" in markdown and winner in markdown  # its own command
     assert "HOLM over the 3 hypotheses judged in validation" in markdown
     assert markdown.count("data:image") == 0 and (folder / "report.html").read_text().count("data:image/png") >= 2
     # x3 and y2 help on every seed of this job and x5 hurts: the winner merges the two

@@ -309,3 +309,18 @@ def test_a_run_on_real_data_has_no_bayes_limit_and_the_proposal_says_none():
     assert _bayes_ne({"metrics": {"test": {"ne": 0.4}, "bayes_test": None}}) is None
     assert _bayes_ne({"metrics": {"bayes_test": {"ne": 0.8}}}) == 0.8
     assert _bayes_ne(None) is None
+
+
+def test_a_foreign_target_s_proposal_is_reproduced_with_its_own_command():
+    """`rankwright train` is the built-in trainer's: a codebase of one's own is started its own way."""
+    from rankwright.report.build import reproduce_command
+    from rankwright.targets import load_target
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "targets"
+    fuxictr = load_target(examples / "fuxictr" / "target.yaml")
+    line = reproduce_command(fuxictr, {"learning_rate": 0.003})
+    assert line.startswith("mkdir -p run && cd run && PYTHONPATH=") and "OMP_NUM_THREADS=2 " in line
+    assert f"{examples / 'fuxictr' / '.venv' / 'bin' / 'python'} {examples / 'fuxictr' / 'train.py'}" in line
+    assert "--learning_rate=0.003" in line and "'--dnn_hidden_units=[400, 400, 400]'" in line  # quoted for a shell
+    sklearn = load_target(examples / "sklearn_logreg" / "target.yaml")
+    assert "cp ../proposal.yaml experiment.yaml && " in reproduce_command(sklearn, {})  # it reads a config file

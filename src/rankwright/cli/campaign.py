@@ -337,8 +337,9 @@ def report(spec_path: Path, out: Path | None) -> Path:
     console.print(proposal.headline, highlight=False)
     for kind in ("md", "html", "yaml"):
         console.print(f"wrote {paths[kind]}", highlight=False)
-    console.print(f"next: open {paths['html']}; reproduce the proposal with "
-                  f"`rankwright train {paths['yaml']}`", highlight=False)
+    how = (f"`rankwright train {paths['yaml']}`" if spec.target == "builtin"
+           else f"`{proposal.reproduce}`, run in {folder}")
+    console.print(f"next: open {paths['html']}; reproduce the proposal with {how}", highlight=False)
     return paths["md"]
 
 

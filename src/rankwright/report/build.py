@@ -185,4 +185,22 @@ def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
                         for r in state.revisions),
         correction=f"{spec.strategy.correction.upper()} over the {len(verdicts)} hypotheses judged in validation, "
                    f"alpha {spec.strategy.alpha:g}",
-        rank_agreement=rank, bayes_ne=bayes, gap_closed=gap, ruled_out=ruled_out, notes=tuple(notes))
+        rank_agreement=rank, bayes_ne=bayes, gap_closed=gap, ruled_out=ruled_out, notes=tuple(notes),
+        **({} if spec.target == "builtin" else {"reproduce": reproduce_command(target, delta if found else {})}))
+
+
+def reproduce_command(target: Any, changes: dict[str, Any]) -> str:
+    """The shell line that trains the proposal with a target of the user's own, run in the
+    report's folder: a `run/` folder to run in, as the agent's runs do, the proposal as the
+    target's config file where its command reads one, its environment, its command."""
+    import shlex
+
+    command, _ = target.render(changes, Path("."))
+    env = target.render_env(changes, Path("."))
+    steps = ["mkdir -p run", "cd run"]
+    if any("{config}" in part for part in (*target.launcher, *target.command)):
+        steps.append(f"cp ../proposal.yaml {shlex.quote(target.config_file)}" if not target.config_file.endswith(".json")
+                     else "python3 -c " + shlex.quote("import json, yaml; json.dump(yaml.safe_load(open("
+                                                      f"'../proposal.yaml')), open('{target.config_file}', 'w'))"))
+    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
+    return " && ".join([*steps, prefix + " ".join(shlex.quote(part) for part in command)])

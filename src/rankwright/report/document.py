@@ -15,7 +15,6 @@ from typing import Union
 from rankwright.report import _format as fmt
 from rankwright.report.proposal import PHASES, HypothesisEvidence, Proposal
 
-REPRODUCE = "rankwright train proposal.yaml"
 NOTHING_BETTER = "No change beat the baseline."
 PROMOTED = "*"
 
@@ -107,7 +106,7 @@ def _headline(p: Proposal) -> tuple[Block, ...]:
 def _reproduce(p: Proposal, config_path: Path | None) -> Section:
     blocks: list[Block] = [
         Paragraph("Train the proposed configuration with one command, run in this report's folder:"),
-        Code(REPRODUCE),
+        Code(p.reproduce),
     ]
     if config_path is not None:
         blocks.append(Paragraph(f"proposal.yaml is at {config_path}"))

@@ -174,6 +174,7 @@ class Proposal:
     gap_closed: float | None  # share of the baseline -> Bayes NE gap closed by the proposal
     ruled_out: tuple[str, ...]  # plain sentences: what was shown not to help
     notes: tuple[str, ...]  # anything else the engineer should know
+    reproduce: str = "rankwright train proposal.yaml"  # the one command that trains the proposal
 
     def __post_init__(self) -> None:
         _tuples(self, *_SEQUENCE_FIELDS)

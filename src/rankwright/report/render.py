@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 
 from rankwright.report.document import (
-    REPRODUCE,
     Block,
     Bullets,
     Code,
@@ -75,7 +74,7 @@ def proposal_yaml(proposal: Proposal) -> str:
     head = [
         _comment(f"Proposal of campaign {proposal.campaign}"),
         _comment(" ".join(proposal.headline.split())) if proposal.headline.strip() else "",
-        _comment(f"Train it: {REPRODUCE}"),
+        _comment(f"Train it: {proposal.reproduce}"),
     ]
     body = yaml.safe_dump(_plain(proposal.proposal_config), sort_keys=False, default_flow_style=False,
                           allow_unicode=True) if proposal.proposal_config else "{}\n"
