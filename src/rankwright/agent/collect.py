@@ -10,7 +10,6 @@ into the event log and onto the experiment's row, where `status` and the report 
 from __future__ import annotations
 
 import math
-
 import os
 import shutil
 import time
@@ -185,19 +184,18 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
         store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result)
         return Collected(key, ExperimentStatus.SUCCEEDED, f"{key}: succeeded, objective {objective:.5g}"
                          + (f" (attempt {e.attempt})" if e.attempt > 1 else "") + estimated, cost, True)
-    usable = result is not None and objective is not None and math.isfinite(objective)
-    if diagnosis is not None and usable and treat(diagnosis, e.attempt, runbook, {}).action == "keep":
-        record = {"kind": diagnosis.kind, "evidence": diagnosis.evidence, "kept": True,
-                  "history": [*(e.failure or {}).get("history", ())]}
-        store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result, failure=record)
-        return Collected(key, ExperimentStatus.SUCCEEDED,
-                         f"{key}: succeeded, objective {objective:.5g}, flagged {diagnosis.kind}{estimated}", cost, True,
-                         f"{key} is flagged {diagnosis.kind}: {diagnosis.evidence}. Its result stands; look at the "
-                         "model's calibration (BatchNorm statistics, a logit offset, a too-short recipe).")
     if diagnosis is None:  # an unusable result the classifier did not name
         diagnosis = Diagnosis("bad_result", problem or "no usable result", evidence.log_tail[-2000:])
     treatment = treat(diagnosis, e.attempt, runbook, roles_of(target, e.config))
-    if treatment.action == "keep":  # a user runbook flags a kind that leaves no result: nothing to keep
+    if treatment.action == "keep":  # flagged: the result stands, when there is one to keep
+        if result is not None and objective is not None and math.isfinite(objective):
+            record = {"kind": diagnosis.kind, "evidence": diagnosis.evidence, "kept": True,
+                      "history": [*(e.failure or {}).get("history", ())]}
+            store.mark_finished(e.id, ExperimentStatus.SUCCEEDED, cost, result, failure=record)
+            return Collected(key, ExperimentStatus.SUCCEEDED,
+                             f"{key}: succeeded, objective {objective:.5g}, flagged {diagnosis.kind}{estimated}", cost,
+                             True, f"{key} is flagged {diagnosis.kind}: {diagnosis.evidence}. Its result stands; look "
+                             "at the model's calibration (BatchNorm statistics, a logit offset, a too-short recipe).")
         treatment = Treatment("give_up", f"{diagnosis.kind}: flagged, but the run left no result to keep",
                               ends_as="quarantined")
     if diagnosis.kind == "unknown" and llm_remedy is not None and treatment.action != "give_up":

@@ -45,7 +45,12 @@ def _commit(root: Path, *paths: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
-BUSY_LOAD = 1.25  # a 5-minute load average above this many times the cores: CPU time measured then is inflated
+BUSY_LOAD = 1.25  # a load average above this many times the cores: CPU time measured then is inflated
+
+
+def is_busy(load: float) -> bool:
+    """Whether a load average says the machine was busy (its CPU time measurements inflated)."""
+    return load > BUSY_LOAD * (os.cpu_count() or 1)
 OVERSPEND_SHOWN = 0.005  # used beyond the budget by more than this share is marked: nobody may overspend
 
 
@@ -356,8 +361,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
     """Run (or resume) every cell on one seed set, then write the results files."""
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), time.time()
     work.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0]
-    if load > BUSY_LOAD * (os.cpu_count() or 1):
+    if is_busy(load := os.getloadavg()[0]):
         say(f"warning: the machine is busy (load {load:.1f} on {os.cpu_count()} cores); CPU time measured now is "
             "inflated (15% seen here), so stop other work first")
     todo = [c for c in T.cells(tasks, budgets)]
@@ -393,7 +397,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                 else:
                     if o["reused"] < o["runs"]:  # measured now: how busy the machine was while it ran
                         o["load"] = os.getloadavg()[1]
-                        o["busy"] = o["load"] > BUSY_LOAD * (os.cpu_count() or 1)
+                        o["busy"] = is_busy(o["load"])
                         if o["busy"]:
                             say(f"{where}: the machine was busy (load {o['load']:.1f} on {os.cpu_count()} cores): "
                                 "this method-seed's CPU time is inflated; the results will say so")

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -131,15 +133,11 @@ def run(seed_set: str, work: Path, out: Path, root: Path, say: Say, pairs: tuple
     from rankwright.bench.campaign import run_campaign
     from rankwright.bench.headtohead import _commit, reference
 
-    import time
-
-    import os
-
-    from rankwright.bench.headtohead import BUSY_LOAD
+    from rankwright.bench.headtohead import is_busy
 
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), time.time()
-    if os.getloadavg()[0] > BUSY_LOAD * (os.cpu_count() or 1):
-        say(f"warning: the machine is busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); CPU time "
+    if is_busy(load := os.getloadavg()[0]):
+        say(f"warning: the machine is busy (load {load:.1f} on {os.cpu_count()} cores); CPU time "
             "measured now is inflated, so stop other work first")
     results: dict[str, Any] = {}
     for target_name in pairs:
@@ -180,7 +178,7 @@ def run(seed_set: str, work: Path, out: Path, root: Path, say: Say, pairs: tuple
                 arms.setdefault(arm, []).append({"seed": seed, "test_ne": test, "shipped": o["changes"], **c,
                                                  "reused": o["reused"], "runs": o["runs"], "wall_s": o["wall_s"],
                                                  "load": load})
-                if load is not None and load > BUSY_LOAD * (os.cpu_count() or 1):
+                if load is not None and is_busy(load):
                     say(f"memory {target_name} {arm} seed {seed}: measured on a busy machine (load {load:.1f})")
                 say(f"memory {target_name} {arm} seed {seed}: test NE {test:.4f}, {c['total']:.1f}/{UNITS} units")
         results[target_name] = summarise(arms, ref.test_ne) | {"source": source_name,
