@@ -161,3 +161,42 @@ def test_a_result_with_undefined_metrics_is_stored_as_null(url):
     assert stored.metrics == {"objective": 0.4, "metrics": {"valid": {"calibration": None}}}
     store.append_event(campaign.id, "collect", "x", cost=float("inf"))
     assert store.events(campaign.id)[-1].data == {"cost": None}
+
+
+# ---------------------------------------------------------------- leases (team mode)
+def test_a_lease_is_held_by_one_owner_until_it_expires(url):
+    store = open_store(url)
+    first = store.try_lease("campaign:c", "a:1:x", ttl_s=60, now=1000.0)
+    assert first is not None and first.token == 1 and first.expires_at == 1060.0
+    assert store.try_lease("campaign:c", "b:2:y", ttl_s=60, now=1059.0) is None  # still a's
+    renewed = store.try_lease("campaign:c", "a:1:x", ttl_s=60, now=1050.0)
+    assert renewed.token == 1 and renewed.acquired_at == 1000.0 and renewed.expires_at == 1110.0
+    taken = store.try_lease("campaign:c", "b:2:y", ttl_s=60, now=1111.0)  # a stopped renewing
+    assert taken.owner == "b:2:y" and taken.token == 2 and taken.acquired_at == 1111.0
+    assert store.release_lease("campaign:c", "a:1:x") is False  # a's lease is gone: a cannot free b's
+    assert store.lease("campaign:c").owner == "b:2:y"
+    assert store.try_lease("campaign:c", "c:3:z", ttl_s=60, now=1112.0, replacing="b:2:y").token == 3
+    assert store.release_lease("campaign:c", "c:3:z") is True and store.lease("campaign:c") is None
+    assert store.try_lease("campaign:other", "b:2:y", ttl_s=60, now=1112.0) is not None  # one lease a name
+
+
+def test_agents_racing_for_a_lease_get_it_exactly_once(url):
+    """Eight agents, each with its own connection, try at the same instant: one wins."""
+    import threading
+
+    open_store(url)
+    stores = [open_store(url) for _ in range(8)]
+    barrier = threading.Barrier(len(stores))
+    won: list[str] = []
+
+    def race(i: int) -> None:
+        barrier.wait()
+        if stores[i].try_lease("campaign:race", f"h:{i}:r", ttl_s=60, now=5000.0) is not None:
+            won.append(f"h:{i}:r")
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and stores[0].lease("campaign:race").owner == won[0]

@@ -248,6 +248,7 @@ def status(spec_path: Path) -> None:
                           f"the whole campaign is now projected at {ratio * sum(estimates.values()):.3g} "
                           f"{spec.budget.unit}", highlight=False)
     _show_failures(experiments, spec.budget.unit)
+    _show_lease(store, spec.name)
     from rankwright.executors import LocalExecutor
 
     unhanded = [k for k in LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
@@ -348,6 +349,7 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
     caller already read them (a staying-up `run` reads the spec once, not on every wake)."""
     import fcntl
 
+    from rankwright.agent.lease import Lease, campaign_lease_name
     from rankwright.agent.wake import wake, wake_command
     from rankwright.executors import LocalExecutor
     from rankwright.store import open_store
@@ -360,13 +362,15 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
         spec, target = _load(spec_path)  # a change approved while this `run` stayed up
     if campaign is not None:
         check_spec_unchanged(spec, campaign, spec_path)
-    # One agent acts on a campaign at a time; a second waits for the first to finish its step.
+    # One agent acts on a campaign at a time; a second waits for the first to finish its step:
+    # on this machine at the file lock, across machines sharing the store at its lease.
     with open(root / f".wake-{spec.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         executor = LocalExecutor(root / "runs", max_parallel=spec.max_parallel)
         store = open_store()
         try:
-            return wake(store, executor, spec, target, root, on_exit=wake_command(spec_path) if detach else None)
+            with Lease(store, campaign_lease_name(spec.name), on_wait=_say_waiting):
+                return wake(store, executor, spec, target, root, on_exit=wake_command(spec_path) if detach else None)
         except transient_errors():
             raise
         except Exception as exc:  # a bug of ours: kept as an event, so `status` shows it, then raised
@@ -376,6 +380,26 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
             if not isinstance(exc, (SpecError, TargetError)):
                 _record_crash(store, spec.name, exc)
             raise
+
+
+def _show_lease(store, name: str) -> None:
+    """Which agent acts on the campaign now, if one does (team mode: it may be on another machine)."""
+    import time
+
+    from rankwright.agent.lease import campaign_lease_name
+
+    holder = store.lease(campaign_lease_name(name))
+    if holder is not None and holder.expires_at > time.time():
+        console.print(f"agent acting now: {holder.owner} (for {time.time() - holder.acquired_at:.0f} s)",
+                      highlight=False)
+
+
+def _say_waiting(holder) -> None:
+    import time
+
+    console.print(f"another agent ({holder.owner}) is acting on this campaign; waiting for its step to end "
+                  f"(its lease runs {max(0.0, holder.expires_at - time.time()):.0f} s more unless renewed)",
+                  highlight=False)
 
 
 def _record_crash(store, name: str, exc: BaseException) -> None:

@@ -140,3 +140,17 @@ class Insight(Base):
     # measured (an effect), or why there is none: unstable (it diverged), invalid (it could not run)
     outcome: Mapped[str] = mapped_column(String(20), default="measured", server_default="measured")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lease(Base):
+    """Who acts on a named thing (a campaign) until when. Times are seconds since the epoch
+    on the holder's clock; `token` counts the hand-overs, so a holder can tell that its
+    lease was taken over while it was stalled."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

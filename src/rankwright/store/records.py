@@ -95,3 +95,15 @@ class RevisionRecord:
     reason: str
     body: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds a lease, since and until when (seconds since the epoch), and its hand-over
+    count (`token`)."""
+
+    name: str
+    owner: str
+    token: int
+    acquired_at: float
+    expires_at: float

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +16,7 @@ from rankwright.store import models as m
 from rankwright.finite_json import finite as _finite
 from rankwright.store.engine import StoreError, store_failure
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
-                                      InsightRecord, RevisionRecord)
+                                      InsightRecord, LeaseRecord, RevisionRecord)
 
 
 def _utc(value: datetime) -> datetime:
@@ -352,3 +352,47 @@ class Store:
             rows = s.scalars(select(m.Hypothesis).where(m.Hypothesis.campaign_id == campaign_id).order_by(m.Hypothesis.id))
             return [{"name": r.name, "source": r.source, "changes": r.changes, "expected_effect": r.expected_effect,
                      "probability": r.probability, "expected_cost": r.expected_cost, "reason": r.reason} for r in rows]
+
+    # ---------------------------------------------------------------- leases
+    def try_lease(self, name: str, owner: str, ttl_s: float, now: float,
+                  replacing: str | None = None) -> LeaseRecord | None:
+        """Take or renew the lease `name` for `owner` until `now + ttl_s`: it is taken when
+        nobody holds it, its holder's time ran out, `owner` holds it already, or its holder
+        is `replacing` (one known dead). None when another holds it. One conditional UPDATE,
+        else one INSERT: the database decides between two agents racing for it, on SQLite
+        and PostgreSQL alike."""
+        with self.session() as s:
+            free = (m.Lease.owner == owner) | (m.Lease.expires_at < now)
+            if replacing is not None:
+                free = free | (m.Lease.owner == replacing)
+            taken = s.execute(
+                update(m.Lease)
+                .where(m.Lease.name == name, free)
+                .values(token=m.Lease.token + case((m.Lease.owner == owner, 0), else_=1),
+                        acquired_at=case((m.Lease.owner == owner, m.Lease.acquired_at), else_=now),
+                        owner=owner, expires_at=now + ttl_s)
+                .execution_options(synchronize_session=False))
+            if taken.rowcount == 1:
+                row = s.get_one(m.Lease, name, populate_existing=True)
+                return LeaseRecord(row.name, row.owner, row.token, row.acquired_at, row.expires_at)
+        try:
+            with self.session() as s:
+                s.add(m.Lease(name=name, owner=owner, token=1, acquired_at=now, expires_at=now + ttl_s))
+            return LeaseRecord(name, owner, 1, now, now + ttl_s)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):  # another inserted it first
+                return None
+            raise
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease up if `owner` still holds it; False when it was taken over."""
+        with self.session() as s:
+            return s.execute(delete(m.Lease).where(m.Lease.name == name, m.Lease.owner == owner)
+                             .execution_options(synchronize_session=False)).rowcount == 1
+
+    def lease(self, name: str) -> LeaseRecord | None:
+        """The lease `name` as stored (it may have expired: compare `expires_at`)."""
+        with self.session() as s:
+            row = s.get(m.Lease, name)
+            return None if row is None else LeaseRecord(row.name, row.owner, row.token, row.acquired_at,
+                                                         row.expires_at)
