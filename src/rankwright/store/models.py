@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -154,3 +154,32 @@ class Lease(Base):
     token: Mapped[int] = mapped_column(Integer)
     acquired_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ExecutorRun(Base):
+    """One run on a cluster: claimed by the agent (key, spec, input files), then written by
+    the run's wrapper on the host that ran it (start, heartbeats, end, used compute, small
+    output files, the log's tail). The claim's uniqueness makes submitting idempotent."""
+
+    __tablename__ = "executor_runs"
+    __table_args__ = (UniqueConstraint("key", name="uq_executor_runs_key"),
+                      Index("ix_executor_runs_engine_ended", "engine", "ended_at"))
+
+    handle: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    engine: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_rss_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    log_tail: Mapped[str] = mapped_column(Text, default="", server_default="")

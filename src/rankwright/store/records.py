@@ -107,3 +107,28 @@ class LeaseRecord:
     token: int
     acquired_at: float
     expires_at: float
+
+
+@dataclass(frozen=True)
+class ExecutorRunRecord:
+    """A cluster run as the store holds it (see `models.ExecutorRun`); times in seconds
+    since the epoch, `outputs` the run's small files by name."""
+
+    handle: str
+    key: str
+    engine: str
+    spec: dict[str, Any]
+    inputs: dict[str, Any]
+    job_id: str | None
+    claimed_at: float
+    started_at: float | None
+    host: str | None
+    heartbeat_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    cpu_seconds: float | None
+    max_rss_mb: float | None
+    cancelled: bool
+    cancel_requested: bool
+    outputs: dict[str, Any]
+    log_tail: str

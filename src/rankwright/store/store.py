@@ -17,6 +17,7 @@ from rankwright.finite_json import finite as _finite
 from rankwright.store.engine import StoreError, store_failure
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
                                       InsightRecord, LeaseRecord, RevisionRecord)
+from rankwright.store.records import ExecutorRunRecord
 
 
 def _utc(value: datetime) -> datetime:
@@ -396,3 +397,45 @@ class Store:
             row = s.get(m.Lease, name)
             return None if row is None else LeaseRecord(row.name, row.owner, row.token, row.acquired_at,
                                                          row.expires_at)
+
+    # -------------------------------------------------- cluster runs (executors)
+    _RUN_FIELDS = tuple(ExecutorRunRecord.__dataclass_fields__)
+
+    def _run(self, row: m.ExecutorRun) -> ExecutorRunRecord:
+        return ExecutorRunRecord(**{f: getattr(row, f) for f in self._RUN_FIELDS})
+
+    def claim_run(self, handle: str, key: str, engine: str, spec: dict[str, Any], inputs: dict[str, Any],
+                  now: float) -> bool:
+        """Claim `key` for one run; False when it was claimed before (by anyone, ever)."""
+        try:
+            with self.session() as s:
+                s.add(m.ExecutorRun(handle=handle, key=key, engine=engine, spec=spec, inputs=inputs,
+                                    claimed_at=now, outputs={}))
+            return True
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+
+    def executor_run(self, handle: str) -> ExecutorRunRecord | None:
+        with self.session() as s:
+            row = s.get(m.ExecutorRun, handle)
+            return None if row is None else self._run(row)
+
+    def open_executor_runs(self, engine: str, key_prefix: str = "") -> list[ExecutorRunRecord]:
+        """The runs of `engine` (keys starting with `key_prefix`) without a recorded end."""
+        with self.session() as s:
+            query = select(m.ExecutorRun).where(m.ExecutorRun.engine == engine, m.ExecutorRun.ended_at.is_(None))
+            if key_prefix:
+                query = query.where(m.ExecutorRun.key.startswith(key_prefix, autoescape=True))
+            return [self._run(r) for r in s.scalars(query.order_by(m.ExecutorRun.claimed_at))]
+
+    def update_executor_run(self, handle: str, *, only_if: str | None = None, **fields: Any) -> bool:
+        """Set fields of a run's record. `only_if` names a field that must still be empty
+        (NULL): the one wrapper that starts a run, the one end that is recorded. False when
+        the record is missing or the condition failed."""
+        with self.session() as s:
+            query = update(m.ExecutorRun).where(m.ExecutorRun.handle == handle)
+            if only_if is not None:
+                query = query.where(getattr(m.ExecutorRun, only_if).is_(None))
+            return s.execute(query.values(**fields).execution_options(synchronize_session=False)).rowcount == 1
