@@ -15,3 +15,46 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def _engine(request, start):
+    """A session-wide cluster engine, started once (or reused) and stopped at the end."""
+    engine, why = start()
+    if engine is None:
+        pytest.skip(why)
+    saved = {k: os.environ.get(k) for k in engine.env}
+    os.environ.update(engine.env)
+
+    def stop():
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if engine.stop:
+            import subprocess
+
+            subprocess.run(engine.stop, capture_output=True, timeout=120)
+
+    request.addfinalizer(stop)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def slurm_engine(request):
+    from cluster_engines import start_slurm
+
+    return _engine(request, start_slurm)
+
+
+@pytest.fixture(scope="session")
+def ray_engine(request):
+    from cluster_engines import start_ray
+
+    return _engine(request, start_ray)
+
+
+@pytest.fixture(params=["slurm", "ray"])
+def cluster_engine(request):
+    """Each real cluster engine in turn."""
+    return request.getfixturevalue(f"{request.param}_engine")

@@ -171,6 +171,28 @@ def _objective_epoch(spec: CampaignSpec, target: Target) -> CheckItem | None:
                      f"set train.monitor: {metric} in base_config", warning=True)
 
 
+def _cluster_checks(spec: CampaignSpec) -> list[CheckItem]:
+    """A cluster executor: its scheduler answers, and its runs can report to the store."""
+    from rankwright.store.engine import database_url
+
+    options = spec.executor
+    if options.kind == "slurm":
+        from rankwright.executors.slurm import probe
+    else:
+        from rankwright.executors.ray import probe
+    ok, detail = probe(options)
+    items = [CheckItem("executor reachable", ok, f"{options.kind}: {detail}",
+                       "" if ok else f"start {options.kind} or point the spec's executor at it")]
+    url = database_url()
+    local_file = url.startswith("sqlite")
+    items.append(CheckItem("runs can report to the store", not local_file,
+                           f"{'SQLite file' if local_file else 'database server'} "
+                           f"{'(only hosts that share this filesystem can reach it)' if local_file else ''}".strip(),
+                           "set RANKWRIGHT_DB to a PostgreSQL URL that the cluster's hosts reach" if local_file
+                           else "", warning=True))
+    return items
+
+
 def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_timeout_s: float = 600) -> list[CheckItem]:
     items = [CheckItem("budget set", True, f"{spec.budget.amount:g} {spec.budget.unit}, pause at "
                        f"{spec.budget.pause_threshold:.0%}, hard cap {spec.budget.hard_cap or spec.budget.amount:g}")]
@@ -179,10 +201,13 @@ def preflight(spec: CampaignSpec, target: Target, *, smoke: bool = True, smoke_t
         items.append(CheckItem("paths writable", ok, detail, "" if ok else f"create {raw} or allow another path"))
     items.append(_writes_inside(spec, target))
     items.append(_seeds_differ(spec, target))
-    runs_root = Path(spec.allowed_paths[0]) / "runs"
-    ok, detail = _writable(runs_root)
-    items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",
-                           "" if ok else "the local executor needs a writable runs folder"))
+    if spec.executor is None or spec.executor.kind == "local":
+        runs_root = Path(spec.allowed_paths[0]) / "runs"
+        ok, detail = _writable(runs_root)
+        items.append(CheckItem("executor reachable", ok, f"local executor: {detail}",
+                               "" if ok else "the local executor needs a writable runs folder"))
+    else:
+        items.extend(_cluster_checks(spec))
     items.append(_data_readable(target))
     if items[-1].ok:
         shift = _split_shift(target)

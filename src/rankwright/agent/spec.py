@@ -122,6 +122,23 @@ class Strategy(_Frozen):
     techniques: tuple[str, ...] | None = Field(None, description="knowledge-base techniques allowed (default: all)")
 
 
+class ExecutorSpec(_Frozen):
+    """Where runs happen. `local` (processes on this machine), `slurm` (sbatch jobs) or `ray`
+    (Ray jobs); on a cluster, each run's wrapper reports to the store (`RANKWRIGHT_DB`), which
+    the cluster's hosts must reach."""
+
+    kind: Literal["local", "slurm", "ray"] = "local"
+    python: str | None = Field(None, description="Python with Rankwright on the cluster's hosts (default: this one)")
+    cpus_per_run: int = Field(1, ge=1, le=1024, description="CPUs each cluster run asks for")
+    memory_mb: int | None = Field(None, ge=1, description="memory each cluster run asks for")
+    partition: str | None = Field(None, description="Slurm partition")
+    account: str | None = Field(None, description="Slurm account")
+    extra_args: tuple[str, ...] = Field((), description="further sbatch flags, as they are")
+    log_dir: str = Field("/tmp", description="Slurm: where the job's own output goes, on the run's host")
+    address: str | None = Field(None, description="Ray: the dashboard's address (default: RAY_ADDRESS, "
+                                                  "else http://127.0.0.1:8265)")
+
+
 class CampaignSpec(_Frozen):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     target: str = Field("builtin", description="'builtin' or the path of a target YAML")
@@ -140,6 +157,7 @@ class CampaignSpec(_Frozen):
     hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
     strategy: Strategy = Field(default_factory=Strategy)
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
+    executor: ExecutorSpec | None = Field(None, description="where runs happen (default: this machine)")
 
 
 def _paths_from(base_config: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -201,6 +201,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         if e.executor_handle is None:
             store.mark_submitted(e.id, handle)
         info = executor.status(handle)
+        if info.status is not RunStatus.PENDING:
+            executor.fetch(handle, work_dir(root, key))  # a cluster run's files, where they are read
         phase = by_key.get(key, {}).get("phase", "")
         if info.status is RunStatus.PENDING and key in by_key:
             send(key, e.attempt, e.failure)  # claimed but never launched (its submitter died): launch it

@@ -25,6 +25,32 @@ def _root(spec) -> Path:
     return Path(spec.allowed_paths[0]).resolve()
 
 
+def _executor(spec, store=None):
+    """The campaign's executor: local processes under its runs folder, or a cluster's jobs
+    reporting to the store (`executor:` in the spec)."""
+    from rankwright.executors import LocalExecutor
+
+    options = spec.executor
+    if options is None or options.kind == "local":
+        return LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
+    import sys
+
+    from rankwright.store import open_store
+
+    common = {"scope": f"{spec.name}/", "python": options.python or sys.executable,
+              "cpus_per_run": options.cpus_per_run, "memory_mb": options.memory_mb,
+              "time_limit_s": spec.run_timeout_s}
+    store = store or open_store()
+    if options.kind == "slurm":
+        from rankwright.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(store, spec.max_parallel, partition=options.partition, account=options.account,
+                             extra_args=list(options.extra_args), log_dir=options.log_dir, **common)
+    from rankwright.executors.ray import RayExecutor
+
+    return RayExecutor(store, spec.max_parallel, address=options.address, **common)
+
+
 def _ring(spec, why: str) -> None:
     from rankwright.agent.doorbell import ring
 
@@ -251,8 +277,8 @@ def status(spec_path: Path) -> None:
     _show_lease(store, spec.name)
     from rankwright.executors import LocalExecutor
 
-    unhanded = [k for k in LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
-                .unhanded_ends(f"{spec.name}/")
+    executor = _executor(spec, store)
+    unhanded = [k for k in (executor.unhanded_ends(f"{spec.name}/") if isinstance(executor, LocalExecutor) else [])
                 if any(e.idempotency_key == k.split("#")[0] and not e.status.is_terminal for e in experiments)]
     if unhanded:
         console.print(f"[yellow]{len(unhanded)} run end(s) did not reach the agent[/] (their wake kept failing: "
@@ -351,7 +377,6 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
 
     from rankwright.agent.lease import Lease, campaign_lease_name
     from rankwright.agent.wake import wake, wake_command
-    from rankwright.executors import LocalExecutor
     from rankwright.store import open_store
 
     spec, target = loaded or _load(spec_path)
@@ -366,8 +391,8 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
     # on this machine at the file lock, across machines sharing the store at its lease.
     with open(root / f".wake-{spec.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        executor = LocalExecutor(root / "runs", max_parallel=spec.max_parallel)
         store = open_store()
+        executor = _executor(spec, store)
         try:
             with Lease(store, campaign_lease_name(spec.name), on_wait=_say_waiting):
                 return wake(store, executor, spec, target, root, on_exit=wake_command(spec_path) if detach else None)
@@ -441,7 +466,6 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
     A paused campaign keeps the agent waiting (runs in flight are still collected) until a
     person resumes or stops it."""
     from rankwright.agent.doorbell import Alarm, doorbell_path
-    from rankwright.executors import LocalExecutor
 
     if detach:
         wake_step(spec_path, detach=True)
@@ -450,8 +474,7 @@ def run(spec_path: Path, detach: bool, interval_s: float, watch: bool = True) ->
     loaded = _load(spec_path)
     spec = loaded[0]
     root = _root(spec)
-    watched = [doorbell_path(root, spec.name).parent,
-               *LocalExecutor(root / "runs", max_parallel=spec.max_parallel).change_paths()] if watch else []
+    watched = [doorbell_path(root, spec.name).parent, *_executor(spec).change_paths()] if watch else []
     said = ""
     with Alarm(watched, tick_s=min(1.0, interval_s)) as alarm:
         while True:
@@ -546,7 +569,6 @@ def set_state(spec_path: Path, command: str) -> None:
     """pause / resume / stop: a person's act, recorded; works while the campaign hibernates.
     `stop` also cancels every run still in flight."""
     from rankwright.agent.spec import SpecError
-    from rankwright.executors import LocalExecutor
     from rankwright.store import open_store
 
     spec, _ = _load(spec_path)
@@ -563,7 +585,7 @@ def set_state(spec_path: Path, command: str) -> None:
     store.set_campaign_status(campaign.id, new)
     cancelled = 0
     if command == "stop":
-        executor = LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
+        executor = _executor(spec, store)
         from rankwright.agent.wake import cancel_in_flight
 
         cancelled = cancel_in_flight(store, executor, campaign.id)

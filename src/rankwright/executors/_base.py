@@ -118,6 +118,11 @@ class Executor(ABC):
     @abstractmethod
     def logs(self, handle: str, tail_lines: int = 100) -> str: ...
 
+    def fetch(self, handle: str, run_dir: Path) -> None:
+        """Bring the run's files (result, metrics, heartbeat) into `run_dir` on this host
+        before they are read. Runs that write there themselves need nothing (the default);
+        a cluster whose hosts share no filesystem with the agent's copies them."""
+
     def change_paths(self) -> list[Path]:
         """Folders whose contents change when a run ends, for a waiting agent to watch.
 

@@ -1,0 +1,211 @@
+"""The cluster executors against real engines started on loopback: Slurm (munged,
+slurmctld, slurmd) and a Ray head. Every run reports through the store, and the tests run
+it the way a host without the agent's filesystem would (RANKWRIGHT_RUN_SCRATCH): the
+agent's run folder receives the result only through `fetch`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rankwright.executors import ExecutorFull, RunSpec, RunStatus
+from rankwright.store import open_store
+
+pytestmark = pytest.mark.slow
+
+
+def executor(engine, store, max_parallel=2, **kw):
+    if engine.kind == "slurm":
+        from rankwright.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(store, max_parallel, scope="c/", heartbeat_s=0.5, **kw)
+    from rankwright.executors.ray import RayExecutor
+
+    return RayExecutor(store, max_parallel, scope="c/", heartbeat_s=0.5, address=engine.options["address"], **kw)
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """Runs work in a folder of their own host, not in the agent's run folder."""
+    node = tmp_path / "node"
+    monkeypatch.setenv("RANKWRIGHT_RUN_SCRATCH", str(node))
+    return node
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def wait(ex, handle, until=lambda s: s.is_terminal, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        info = ex.status(handle)
+        if until(info.status):
+            return info
+        time.sleep(0.25)
+    raise AssertionError(f"{handle} still {ex.status(handle).status} after {timeout} s:\n{ex.logs(handle)}")
+
+
+def job(tmp_path, body: str) -> list[str]:
+    script = tmp_path / f"job{abs(hash(body)) % 10**8}.py"
+    script.write_text(textwrap.dedent(body))
+    return [sys.executable, str(script)]
+
+
+def test_a_run_reports_through_the_store_to_an_agent_that_shares_no_files(cluster_engine, store, scratch, tmp_path):
+    agent_dir = tmp_path / "agent" / "run1"
+    agent_dir.mkdir(parents=True)
+    (agent_dir / "config.json").write_text(json.dumps({"out": str(agent_dir / "result.json")}))
+    command = job(tmp_path, """
+        import json, os, time
+        config = json.load(open("config.json"))            # the input travelled with the claim
+        t = time.process_time()
+        while time.process_time() - t < 0.3:                # some CPU, so that usage is measured
+            pass
+        print("hello from", os.getcwd(), flush=True)
+        json.dump({"loss": 0.25, "cwd": os.getcwd()}, open(config["out"], "w"))
+    """)
+    ex = executor(cluster_engine, store)
+    handle = ex.submit("c/a/seed1", RunSpec(command=command, run_dir=agent_dir))
+    info = wait(ex, handle)
+    assert info.status is RunStatus.SUCCEEDED and info.exit_code == 0, ex.logs(handle)
+    assert info.cpu_seconds >= 0.25 and info.started_at <= info.ended_at
+    assert not (agent_dir / "result.json").exists()  # nothing reached the agent's folder but through the store
+    ex.fetch(handle, agent_dir)
+    result = json.loads((agent_dir / "result.json").read_text())
+    assert result["loss"] == 0.25 and result["cwd"] == str(scratch / handle)  # it ran in the host's own folder
+    assert "hello from" in ex.logs(handle)
+    assert ex.find("c/a/seed1") == handle and ex.find("c/other/seed1") is None
+
+
+def test_a_key_submitted_from_two_agents_at_once_runs_once(cluster_engine, store, scratch, tmp_path):
+    journal = tmp_path / "journal"
+    command = job(tmp_path, f"""
+        import os, time
+        open({str(journal)!r}, "a").write(f"ran {{os.getpid()}}\\n")
+        time.sleep(1)
+    """)
+    run_dir = tmp_path / "agent" / "twice"
+    run_dir.mkdir(parents=True)
+    submit = textwrap.dedent(f"""
+        import sys
+        from rankwright.executors import RunSpec
+        from rankwright.store import open_store
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_cluster import executor
+        from cluster_engines import Engine
+        engine = Engine({cluster_engine.kind!r}, {cluster_engine.options!r}, {{}})
+        ex = executor(engine, open_store({str(store.engine.url)!r}))
+        for _ in range(3):
+            print(ex.submit("c/twice/seed1", RunSpec(command={command!r}, run_dir={str(run_dir)!r})))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    agents = [subprocess.Popen([sys.executable, "-c", submit], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    outputs = [a.communicate(timeout=120) for a in agents]
+    handles = {line for out, err in outputs for line in out.split()}
+    assert len(handles) == 1, outputs
+    ex = executor(cluster_engine, store)
+    info = wait(ex, handles.pop())
+    assert info.status is RunStatus.SUCCEEDED
+    time.sleep(1.5)  # a second job, had one been started, would have run by now
+    assert len(journal.read_text().splitlines()) == 1
+
+
+def test_cancel_ends_a_running_run_and_its_processes(cluster_engine, store, scratch, tmp_path):
+    pid_file = tmp_path / "pid"
+    command = job(tmp_path, f"""
+        import os, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(120)
+    """)
+    ex = executor(cluster_engine, store)
+    handle = ex.submit("c/long/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "long"))
+    wait(ex, handle, until=lambda s: s is RunStatus.RUNNING)
+    deadline = time.time() + 30
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    ex.cancel(handle)
+    info = wait(ex, handle, timeout=60)
+    assert info.status is RunStatus.CANCELLED
+    pid = int(pid_file.read_text())
+    deadline = time.time() + 20
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "the command outlived its cancel"
+
+
+def test_a_failing_command_fails_with_its_exit_code_and_a_full_executor_refuses(cluster_engine, store, scratch,
+                                                                                 tmp_path):
+    ex = executor(cluster_engine, store, max_parallel=1)
+    failing = job(tmp_path, """
+        import sys, time
+        time.sleep(1.5)
+        print("out of cheese", flush=True)
+        sys.exit(3)
+    """)
+    handle = ex.submit("c/bad/seed1", RunSpec(command=failing, run_dir=tmp_path / "agent" / "bad"))
+    with pytest.raises(ExecutorFull):
+        ex.submit("c/next/seed1", RunSpec(command=failing, run_dir=tmp_path / "agent" / "next"))
+    info = wait(ex, handle)
+    assert info.status is RunStatus.FAILED and info.exit_code == 3
+    assert "out of cheese" in ex.logs(handle)
+    assert ex.submit("c/next/seed1", RunSpec(command=failing, run_dir=tmp_path / "agent" / "next"))  # room again
+
+
+def test_a_run_whose_supervisor_was_killed_reads_lost(cluster_engine, store, scratch, tmp_path):
+    """The wrapper is SIGKILLed on its host (a node lost, the job killed from outside): no
+    end reaches the store, and once its heartbeats stop the run is LOST (preemption)."""
+    parent_file = tmp_path / "wrapper_pid"
+    command = job(tmp_path, f"""
+        import os, time
+        open({str(parent_file)!r}, "w").write(str(os.getppid()))
+        time.sleep(120)
+    """)
+    ex = executor(cluster_engine, store)
+    handle = ex.submit("c/lost/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "lost"))
+    wait(ex, handle, until=lambda s: s is RunStatus.RUNNING)
+    deadline = time.time() + 30
+    while not parent_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(int(parent_file.read_text()), signal.SIGKILL)
+    info = wait(ex, handle, timeout=60)
+    assert info.status is RunStatus.LOST and info.started_at is not None
+
+
+def test_slurm_runs_are_seen_while_slurmctld_is_down_and_new_ones_wait(slurm_engine, store, scratch, tmp_path):
+    conf_dir = Path(slurm_engine.env["SLURM_CONF"]).parent
+    pid_file = conf_dir / "slurmctld.pid"
+    if not pid_file.exists():
+        pytest.skip("this Slurm cluster was not started by the tests: its controller is not ours to stop")
+    command = job(tmp_path, """
+        import time
+        time.sleep(4)
+        open("result.json", "w").write("{}")
+    """)
+    ex = executor(slurm_engine, store)
+    handle = ex.submit("c/outage/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "outage"))
+    wait(ex, handle, until=lambda s: s is RunStatus.RUNNING)
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    try:
+        deadline = time.time() + 20
+        while subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(ExecutorFull, match="did not answer"):
+            ex.submit("c/during/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "during"))
+        info = wait(ex, handle, timeout=60)  # the job went on under slurmd and reported to the store
+        assert info.status is RunStatus.SUCCEEDED
+    finally:
+        subprocess.run(slurm_engine.restart, check=True)
+    deadline = time.time() + 60
+    while subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0 and time.time() < deadline:
+        time.sleep(0.5)
+    later = ex.submit("c/during/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "during"))
+    assert wait(ex, later).status is RunStatus.SUCCEEDED
