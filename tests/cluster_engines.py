@@ -20,8 +20,9 @@ class Engine:
     kind: str
     options: dict  # the spec's `executor:` section for it
     env: dict  # what a process needs to reach it
-    stop: list | None = None  # how to stop it (None: started by someone else)
-    restart: list | None = None
+    stop: list | None = None  # how to stop it for good (None: started by someone else)
+    restart: list | None = None  # how to bring it back after `down`
+    down: list | None = None  # how to take its controller down for an outage (None: not ours to stop)
 
 
 def slurm_answers(env: dict) -> bool:
@@ -35,7 +36,7 @@ def slurm_answers(env: dict) -> bool:
 def start_slurm() -> tuple[Engine | None, str]:
     conf = os.environ.get("SLURM_CONF")
     if conf and slurm_answers({"SLURM_CONF": conf}):
-        return Engine("slurm", {"kind": "slurm"}, {"SLURM_CONF": conf}, restart=_slurmctld(conf)), ""
+        return Engine("slurm", {"kind": "slurm"}, {"SLURM_CONF": conf}), ""
     if os.geteuid() != 0:
         return None, "starting a Slurm cluster needs root (or set SLURM_CONF to a running one)"
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
@@ -46,11 +47,34 @@ def start_slurm() -> tuple[Engine | None, str]:
     conf = done.stdout.strip().splitlines()[-1]
     return Engine("slurm", {"kind": "slurm"}, {"SLURM_CONF": conf},
                   stop=["bash", str(REPO / ".ci" / "slurm.sh"), "stop", str(Path(conf).parent)],
-                  restart=_slurmctld(conf)), ""
+                  restart=_slurmctld(conf), down=_kill_slurmctld(conf)), ""
 
 
 def _slurmctld(conf: str) -> list:
     return ["slurmctld", "-f", conf]
+
+
+def _kill_slurmctld(conf: str) -> list:
+    pid_file = Path(conf).parent / "slurmctld.pid"
+    return ["sh", "-c", f"kill $(cat {pid_file}); while kill -0 $(cat {pid_file}) 2>/dev/null; do sleep 0.1; done"]
+
+
+def answers(engine: Engine) -> bool:
+    if engine.kind == "slurm":
+        return slurm_answers(engine.env)
+    return ray_answers(engine.options["address"], engine.env)
+
+
+def engine_jobs(engine: Engine, claims: set[str]) -> int:
+    """How many jobs the engine started for these claims (each claim should have one)."""
+    if engine.kind == "slurm":
+        done = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%k"], env={**os.environ, **engine.env},
+                              capture_output=True, text=True, check=True)
+        return sum(1 for line in done.stdout.split() if line.removeprefix("rankwright:") in claims)
+    from ray.job_submission import JobSubmissionClient
+
+    ids = [j.submission_id or "" for j in JobSubmissionClient(engine.options["address"]).list_jobs()]
+    return sum(1 for i in ids if i.rsplit("-", 1)[-1] in {c[:12] for c in claims})
 
 
 def ray_answers(address: str, env: dict) -> bool:
@@ -79,8 +103,9 @@ def start_ray() -> tuple[Engine | None, str]:
                           timeout=300)
     if done.returncode != 0:
         return None, f"could not start a Ray head: {done.stderr.strip()[-400:]}"
-    address, token = done.stdout.strip().splitlines()[-2:]
+    address, token, again = done.stdout.strip().splitlines()[-3:]
     env = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": token,
            "RAY_USAGE_STATS_ENABLED": "0"}
     return Engine("ray", {"kind": "ray", "address": address}, env,
-                  stop=["bash", str(REPO / ".ci" / "ray.sh"), "stop", bin_dir]), ""
+                  stop=["bash", str(REPO / ".ci" / "ray.sh"), "stop", bin_dir], restart=["bash", again],
+                  down=["bash", str(REPO / ".ci" / "ray.sh"), "stop", bin_dir]), ""

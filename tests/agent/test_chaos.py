@@ -50,7 +50,7 @@ def _target(tmp_path):
 # A job whose objective depends on its knobs and on a seed noise shared by every arm (so
 # paired comparisons work as on a real model), deterministic for a config and seed.
 PHASED_JOB = """
-import hashlib, json, sys, time, pathlib, random, yaml
+import hashlib, json, os, sys, time, pathlib, random, yaml
 config = yaml.safe_load(open(sys.argv[1]))
 run_dir = pathlib.Path(sys.argv[2])
 with open(sys.argv[3], "a") as ran:
@@ -60,12 +60,12 @@ own = int(hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(
 loss = (0.9 - 0.02 * (config["x"] == 3) - 0.015 * (config["y"] == 2) + 0.01 * (config["x"] == 5)
         + 0.5 * (config["train"]["lr"] - 0.01) ** 2 + random.Random(seed).gauss(0, 0.01)
         + random.Random(own).gauss(0, 0.002))
-time.sleep(0.2)
+time.sleep(float(os.environ.get("CHAOS_JOB_SLEEP", "0.2")))
 (run_dir / "metrics.jsonl").write_text(json.dumps({"event": "result", "loss": loss}) + "\\n")
 """
 
 
-def _phased_campaign(folder, monkeypatch, budget=None, strategy=None):
+def _phased_campaign(folder, monkeypatch, budget=None, strategy=None, executor=None):
     folder.mkdir()
     monkeypatch.chdir(folder)
     monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
@@ -87,7 +87,8 @@ def _phased_campaign(folder, monkeypatch, budget=None, strategy=None):
             "changes": [{"name": n, "set": s} for n, s in (("x3", {"x": 3}), ("y2", {"y": 2}), ("x5", {"x": 5}))],
             # pruning depends on when a wake looks at a running trial, so it is off where runs are compared
             "max_parallel": 2, "strategy": {"trials": 10, "prune": False, "confirmation_seeds": 4,
-                         "search_space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}, **(strategy or {})}}
+                         "search_space": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}, **(strategy or {})},
+            **({"executor": executor} if executor else {})}
     path = folder / "chaos.yaml"
     path.write_text(yaml.safe_dump(spec))
     for command in (["plan", str(path)], ["approve", str(path), "--yes"]):
@@ -124,21 +125,21 @@ def _outcome(store):
     return revisions, insights
 
 
-@pytest.mark.slow
-def test_thirty_sigkills_through_all_three_phases_change_nothing(tmp_path, monkeypatch):
-    """Kills at every crash point (between collect and learn, inside decide, between the
-    revision and its submissions, between intent and submit, between submit and handle)
-    and at random times inside the work: 0 duplicate runs, 0 lost results or insights,
-    the same revisions and proposal as an uninterrupted run, an exact ledger."""
-    calm = _phased_campaign(tmp_path / "calm", monkeypatch)
-    store = open_store()
-    _finish(calm, store)
-    expected = _outcome(store)
-    phases = {r[1] for r in expected[0]}
-    assert phases == {"combination", "exploitation"} and expected[1], expected  # all three phases ran
+_CALM: dict = {}
 
-    path = _phased_campaign(tmp_path / "chaos", monkeypatch)
-    store = open_store()
+
+def _calm_outcome(tmp_path, monkeypatch):
+    """The decisions of an uninterrupted run of the phased campaign (the same on every
+    executor: its jobs are deterministic), computed once per session."""
+    if "outcome" not in _CALM:
+        calm = _phased_campaign(tmp_path / "calm", monkeypatch)
+        store = open_store()
+        _finish(calm, store)
+        _CALM["outcome"] = _outcome(store)
+    return _CALM["outcome"]
+
+
+def _thirty_kills(path, store):
     rng = random.Random(20261201)
     points = ["after_collect", "in_decide", "after_revision", "after_intent", "after_submit"]
     kills, landed = 0, {}
@@ -153,13 +154,104 @@ def test_thirty_sigkills_through_all_three_phases_change_nothing(tmp_path, monke
         time.sleep(0.2)  # runs make progress between wakes
     assert kills == 30, f"only {kills} kills landed before the campaign finished: {landed}"
     assert set(landed) == {*points, "random time"}, landed  # every crash point was hit
-    _finish(path, store)
 
-    assert _outcome(store) == expected  # same decisions, same insights (uids name campaign, arm, seeds)
+
+def _exact(store, ran_log):
     experiments = store.experiments(store.campaign("chaos").id)
     assert all(e.status is ExperimentStatus.SUCCEEDED and e.metrics for e in experiments)
-    ran = (tmp_path / "chaos" / "ran.log").read_text().split()
+    ran = ran_log.read_text().split()
     assert len(ran) == len(set(ran)) == len(experiments), "a run was launched twice or lost"
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
     assert current.reserved == 0
     assert current.spent == pytest.approx(sum(e.actual_cost for e in experiments))
+    return experiments
+
+
+@pytest.mark.slow
+def test_thirty_sigkills_through_all_three_phases_change_nothing(tmp_path, monkeypatch):
+    """Kills at every crash point (between collect and learn, inside decide, between the
+    revision and its submissions, between intent and submit, between submit and handle)
+    and at random times inside the work: 0 duplicate runs, 0 lost results or insights,
+    the same revisions and proposal as an uninterrupted run, an exact ledger."""
+    expected = _calm_outcome(tmp_path, monkeypatch)
+    phases = {r[1] for r in expected[0]}
+    assert phases == {"combination", "exploitation"} and expected[1], expected  # all three phases ran
+
+    path = _phased_campaign(tmp_path / "chaos", monkeypatch)
+    store = open_store()
+    _thirty_kills(path, store)
+    _finish(path, store)
+    assert _outcome(store) == expected  # same decisions, same insights (uids name campaign, arm, seeds)
+    _exact(store, tmp_path / "chaos" / "ran.log")
+
+
+@pytest.mark.slow
+def test_thirty_sigkills_on_a_cluster_change_nothing(cluster_engine, tmp_path, monkeypatch):
+    """The same chaos with every run a Slurm or Ray job reporting through the store, on a
+    host that shares no files with the agent: the same decisions as the uninterrupted local
+    run, each run executed once, one engine job per claim, an exact ledger."""
+    from cluster_engines import engine_jobs
+
+    expected = _calm_outcome(tmp_path, monkeypatch)
+    monkeypatch.setenv("RANKWRIGHT_RUN_SCRATCH", str(tmp_path / "node"))
+    path = _phased_campaign(tmp_path / "chaos", monkeypatch, executor=cluster_engine.options)
+    store = open_store()
+    _thirty_kills(path, store)
+    _finish(path, store)
+    assert _outcome(store) == expected
+    experiments = _exact(store, tmp_path / "chaos" / "ran.log")
+    claims = _claims(store)
+    assert len(claims) == len(experiments) and engine_jobs(cluster_engine, claims) == len(claims)
+
+
+def _claims(store):
+    from sqlalchemy import select
+
+    from rankwright.store.models import ExecutorRun
+
+    with store.session() as s:
+        return {spec["claim"] for spec in s.scalars(select(ExecutorRun.spec))}
+
+
+@pytest.mark.slow
+def test_a_campaign_rides_out_its_engine_going_down(cluster_engine, tmp_path, monkeypatch):
+    """slurmctld or the Ray head is down for a while mid-campaign, with runs in flight:
+    wakes meanwhile succeed and submit nothing new, nothing is lost, and a run the engine
+    lost is triaged as preemption and run again."""
+    from cluster_engines import answers
+
+    if cluster_engine.down is None:
+        pytest.skip("this engine was not started by the tests: it is not ours to stop")
+    monkeypatch.setenv("RANKWRIGHT_RUN_SCRATCH", str(tmp_path / "node"))
+    monkeypatch.setenv("CHAOS_JOB_SLEEP", "3")
+    path = _phased_campaign(tmp_path / "outage", monkeypatch, executor=cluster_engine.options)
+    store = open_store()
+    campaign = store.campaign("chaos")
+    deadline = time.time() + 120
+    while not any(e.status is ExperimentStatus.RUNNING for e in store.experiments(campaign.id)):
+        assert _wake(path).wait(timeout=120) == 0 and time.time() < deadline
+        time.sleep(0.3)
+    subprocess.run(cluster_engine.down, check=True, timeout=120)
+    try:
+        before = len(store.experiments(campaign.id))
+        for _ in range(3):  # the agent keeps waking while the engine is away
+            proc = _wake(path)
+            assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+            time.sleep(1)
+        submitted = [e for e in store.experiments(campaign.id) if e.executor_handle]
+        assert len(store.experiments(campaign.id)) >= before and all(e.executor_handle for e in submitted)
+    finally:
+        subprocess.run(cluster_engine.restart, check=True, timeout=180, capture_output=True)
+    deadline = time.time() + 60
+    while not answers(cluster_engine) and time.time() < deadline:
+        time.sleep(0.5)
+    monkeypatch.setenv("CHAOS_JOB_SLEEP", "0.2")
+    _finish(path, store, seconds=400)
+    experiments = store.experiments(campaign.id)
+    assert all(e.status is ExperimentStatus.SUCCEEDED and e.metrics for e in experiments)
+    retried = [e for e in experiments if e.attempt > 1]
+    assert all(h.get("kind") == "preempted" for e in retried for h in (e.failure or {}).get("history", [])), \
+        [e.failure for e in retried]
+    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in experiments)
+    assert current.reserved == 0
+    assert current.spent == pytest.approx(sum(e.actual_cost + e.prior_cost for e in experiments))
