@@ -64,6 +64,7 @@ def test_a_campaign_learns_insights_and_the_next_one_ranks_with_them(tmp_path, m
     insights = [i for i in everything if i.context.fidelity == 0.5]  # validation's, at low fidelity
     assert sorted(i.technique for i in insights) == sorted({p["technique"] for p in hypotheses})
     assert all(i.campaign == "first" and i.context.baseline_ne and i.seeds == 2 for i in insights)
+    assert {i.author for i in everything} == {"test"}  # who approved the campaign learned them
     # a promoted hypothesis measured again at full fidelity is another insight, in its own context
     assert all(i.context.fidelity == 1.0 and i.technique in name_of_techniques(hypotheses)
                for i in everything if i not in insights)

@@ -152,6 +152,35 @@ def test_insights_round_trip_through_the_store_and_files(tmp_path):
     assert load_all(other) == load_all(store)
 
 
+def test_a_shared_insights_database_says_who_learned_what_from_which_campaign(tmp_path, monkeypatch):
+    """Two engineers' campaigns write to one store; `rankwright insights` names them, the
+    author travels through export and import, and an older file without one still reads."""
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from rankwright.cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    store = open_store(url)
+    save(store, replace(insight(campaign="ctr-q4"), author="alice"))
+    save(store, replace(insight(technique="embedding_dim_up", campaign="ctr-q4"), author="alice"))
+    save(store, replace(insight(technique="lr_up", campaign="cvr-dcn"), author="bob"))
+    monkeypatch.setenv("RANKWRIGHT_DB", url)
+    shown = CliRunner().invoke(app, ["insights"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "who learned them: alice 2 from 1 campaign; bob 1 from 1 campaign" in text
+    assert max(len(line) for line in shown.output.splitlines()) <= 80
+    path = tmp_path / "team.jsonl"
+    export_jsonl(load_all(store), path)
+    assert sorted(i.author for i in read_jsonl(path)) == ["alice", "alice", "bob"]
+    record = insight().to_json()
+    del record["author"]  # written before authors were kept
+    path.write_text(json.dumps(record) + "\n")
+    assert read_jsonl(path)[0].author == ""
+
+
 def test_a_bad_insights_file_names_the_line_and_imports_nothing(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = json.dumps(insight().to_json())

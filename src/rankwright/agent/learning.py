@@ -65,6 +65,13 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
     )
 
 
+def _approver(store: Any, campaign_id: int) -> str:
+    """Who approved the campaign's plan: the author of what it learns."""
+    latest = store.latest_plan(campaign_id)
+    approval = store.approval_of(latest[0]) if latest else None
+    return str(approval["approved_by"]) if approval else ""
+
+
 def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[str]:
     """Record an insight for every finished comparison in the store that has none yet: a
     hypothesis arm whose every planned seed ended, against the baseline at the same
@@ -130,7 +137,8 @@ def learn(store: Any, spec: CampaignSpec, target: Target, state: Any) -> list[st
             events.append((campaign_id, "learn", f"... and {len(new_rows) - 50} more insights"))
         return events
 
-    new = set(store.add_insights([i.to_json() for i in fresh], explain=explain))
+    author = _approver(store, campaign_id)
+    new = set(store.add_insights([{**i.to_json(), "author": author} for i in fresh], explain=explain))
     return [i.technique for i in fresh if i.uid in new]
 
 

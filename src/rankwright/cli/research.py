@@ -66,15 +66,37 @@ def insights(technique: str | None, model: str | None, export: Path | None, impo
         for i in selected:
             print(json.dumps(i.to_json(), sort_keys=True))
         return
-    table = Table(title=f"insights ({len(selected)})")
-    # "baseline": the baseline's objective, whatever metric the campaign optimised (NE on the built-in target)
-    for column in ("technique", "campaign", "model", "rows", "fields", "baseline", "effect", "se", "helped", "cost x"):
-        table.add_column(column, overflow="fold")
+    from rich import box
+
+    # compact, to read at 80 columns; the context's details (fields, the baseline's objective)
+    # are in --json
+    table = Table(title=f"insights ({len(selected)})", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True)
+    for column, justify in (("technique", "left"), ("campaign (by)", "left"), ("model", "left"), ("rows", "right"),
+                            ("effect ± se", "right"), ("helped", "left"), ("cost", "right")):
+        wide = column in ("technique", "campaign (by)")  # the rest keep their few characters whole
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=not wide)
     for i in selected:
         c = i.context
-        table.add_row(i.technique, i.campaign, c.model_family, f"{c.rows:,.0f}", str(c.fields or "-"),
-                      "-" if c.baseline_ne is None else f"{c.baseline_ne:.4f}",
-                      f"{i.effect * 100:+.2f}%" if i.measured else i.outcome,
-                      f"{i.effect_se * 100:.2f}%" if i.measured else "-",
-                      ("yes" if i.helped else "no") if i.measured else "-", f"{i.cost_factor:.2f}")
+        table.add_row(i.technique, f"{i.campaign} ({i.author})" if i.author else i.campaign, c.model_family,
+                      _short(c.rows),
+                      f"{i.effect * 100:+.2f}±{i.effect_se * 100:.2f}%" if i.measured else i.outcome,
+                      ("yes" if i.helped else "no") if i.measured else "-", f"x{i.cost_factor:.2f}")
     console.print(table)
+    by: dict[str, tuple[int, set[str]]] = {}
+    for i in selected:
+        count, campaigns = by.get(i.author or "unknown", (0, set()))
+        by[i.author or "unknown"] = (count + 1, campaigns | {i.campaign})
+    if by:
+        console.print("who learned them: " + "; ".join(
+            f"{who} {count} from {len(campaigns)} campaign{'s' if len(campaigns) != 1 else ''}"
+            for who, (count, campaigns) in sorted(by.items(), key=lambda kv: -kv[1][0])), highlight=False)
+
+
+def _short(n: float) -> str:
+    """A row count in four characters or so: 950, 12k, 1.2M."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+    return f"{n:.0f}"

@@ -124,6 +124,7 @@ class Insight:
     # runbook's remedy) or "invalid" (it could not run); such an insight carries no effect
     # (0, se 0) and only keeps the technique from being proposed again in the same context
     outcome: str = "measured"
+    author: str = ""  # who learned it: the engineer who approved its campaign ("" when unknown)
 
     @property
     def measured(self) -> bool:
@@ -317,7 +318,8 @@ def from_record(record: Any) -> Insight:
     return Insight(technique=record.technique, changes=dict(record.changes), context=Context(**record.context),
                    effect=record.effect, effect_se=record.effect_se, seeds=record.seeds, noise=record.noise,
                    cost_factor=record.cost_factor, campaign=record.campaign, uid=record.uid,
-                   outcome=getattr(record, "outcome", "measured") or "measured")
+                   outcome=getattr(record, "outcome", "measured") or "measured",
+                   author=getattr(record, "author", "") or "")
 
 
 def save(store: Any, insight: Insight) -> bool:

@@ -139,6 +139,7 @@ class Insight(Base):
     campaign: Mapped[str] = mapped_column(String(200))
     # measured (an effect), or why there is none: unstable (it diverged), invalid (it could not run)
     outcome: Mapped[str] = mapped_column(String(20), default="measured", server_default="measured")
+    author: Mapped[str] = mapped_column(String(200), default="", server_default="")  # who approved the campaign
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -86,6 +86,7 @@ class InsightRecord:
     campaign: str
     created_at: datetime
     outcome: str = "measured"
+    author: str = ""
 
 
 @dataclass(frozen=True)

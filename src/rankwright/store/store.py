@@ -316,7 +316,8 @@ class Store:
                 if r["uid"] in known:
                     continue
                 known.add(r["uid"])
-                s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}, outcome=r.get("outcome", "measured")))
+                s.add(m.Insight(**{f: r[f] for f in self._INSIGHT_FIELDS}, outcome=r.get("outcome", "measured"),
+                                author=str(r.get("author") or "")[:200]))
                 new.append(r["uid"])
             if explain is not None and new:
                 fresh = set(new)
@@ -335,7 +336,7 @@ class Store:
             if technique is not None:
                 query = query.where(m.Insight.technique == technique)
             return [InsightRecord(**{f: getattr(r, f) for f in self._INSIGHT_FIELDS}, created_at=_utc(r.created_at),
-                                  outcome=r.outcome or "measured")
+                                  outcome=r.outcome or "measured", author=r.author or "")
                     for r in s.scalars(query)]
 
     # ------------------------------------------------------------ hypotheses
