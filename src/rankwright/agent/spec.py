@@ -139,6 +139,14 @@ class ExecutorSpec(_Frozen):
                                                   "else http://127.0.0.1:8265)")
 
 
+class PortfolioLink(_Frozen):
+    """The portfolio a campaign runs in (written by `rankwright portfolio plan`)."""
+
+    file: str = Field(description="the portfolio YAML, absolute")
+    name: str
+    priority: float = Field(1.0, gt=0)
+
+
 class CampaignSpec(_Frozen):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     target: str = Field("builtin", description="'builtin' or the path of a target YAML")
@@ -158,6 +166,7 @@ class CampaignSpec(_Frozen):
     strategy: Strategy = Field(default_factory=Strategy)
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
     executor: ExecutorSpec | None = Field(None, description="where runs happen (default: this machine)")
+    portfolio: PortfolioLink | None = Field(None, description="set by `rankwright portfolio plan`")
 
 
 def _paths_from(base_config: dict[str, Any], folder: Path) -> dict[str, Any]:

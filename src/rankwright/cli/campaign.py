@@ -31,8 +31,15 @@ def _executor(spec, store=None):
     from rankwright.executors import LocalExecutor
 
     options = spec.executor
+    slots = spec.max_parallel
+    if spec.portfolio is not None:  # the team's slots, shared now: this campaign's quota of them
+        from rankwright.store import open_store
+
+        store = store or open_store()
+        return _Quota(_executor(spec.model_copy(update={"portfolio": None}), store), store, spec.name,
+                      portfolio_quota(store, spec))
     if options is None or options.kind == "local":
-        return LocalExecutor(_root(spec) / "runs", max_parallel=spec.max_parallel)
+        return LocalExecutor(_root(spec) / "runs", max_parallel=slots)
     import sys
 
     from rankwright.store import open_store
@@ -44,11 +51,52 @@ def _executor(spec, store=None):
     if options.kind == "slurm":
         from rankwright.executors.slurm import SlurmExecutor
 
-        return SlurmExecutor(store, spec.max_parallel, partition=options.partition, account=options.account,
+        return SlurmExecutor(store, slots, partition=options.partition, account=options.account,
                              extra_args=list(options.extra_args), log_dir=options.log_dir, **common)
     from rankwright.executors.ray import RayExecutor
 
-    return RayExecutor(store, spec.max_parallel, address=options.address, **common)
+    return RayExecutor(store, slots, address=options.address, **common)
+
+
+def portfolio_wake_command(portfolio_path: Path) -> tuple[str, ...]:
+    import sys
+
+    return (sys.executable, "-m", "rankwright", "portfolio", "wake", str(Path(portfolio_path).resolve()),
+            "--workdir", str(Path.cwd().resolve()))
+
+
+def portfolio_quota(store, spec) -> int:
+    """How many runs this portfolio campaign may have in flight now (`slot_quota`)."""
+    from rankwright.agent.portfolio import Standing, slot_quota
+
+    standings = [Standing(r["name"], float(r["portfolio"].get("priority", 1.0)), r["in_flight"], r["spent"],
+                          r["status"] != "approved")
+                 for r in store.campaign_summaries()
+                 if r["portfolio"] and r["portfolio"].get("name") == spec.portfolio.name]
+    if not any(s.name == spec.name for s in standings):
+        return spec.max_parallel
+    return slot_quota(standings, spec.max_parallel).get(spec.name, 0)
+
+
+class _Quota:
+    """A portfolio member's executor: the team's executor, which starts a run only while the
+    campaign has fewer runs in flight than its quota of the team's slots."""
+
+    def __init__(self, inner, store, campaign: str, quota: int) -> None:
+        self._inner, self._store, self._campaign, self.quota = inner, store, campaign, quota
+
+    def submit(self, key, spec):
+        from rankwright.executors import ExecutorFull
+
+        if self._inner.find(key) is None:  # a key already submitted is answered as before
+            flying = next((r["in_flight"] for r in self._store.campaign_summaries() if r["name"] == self._campaign), 0)
+            if flying >= self.quota:
+                raise ExecutorFull(f"{flying} runs in flight, this campaign's share of the portfolio's slots "
+                                   f"is {self.quota} now")
+        return self._inner.submit(key, spec)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
 
 
 def _ring(spec, why: str) -> None:
@@ -275,10 +323,10 @@ def status(spec_path: Path) -> None:
                           f"{spec.budget.unit}", highlight=False)
     _show_failures(experiments, spec.budget.unit)
     _show_lease(store, spec.name)
-    from rankwright.executors import LocalExecutor
 
     executor = _executor(spec, store)
-    unhanded = [k for k in (executor.unhanded_ends(f"{spec.name}/") if isinstance(executor, LocalExecutor) else [])
+    ends = getattr(executor, "unhanded_ends", None)  # a local executor's record of ends that reached no agent
+    unhanded = [k for k in (ends(f"{spec.name}/") if ends else [])
                 if any(e.idempotency_key == k.split("#")[0] and not e.status.is_terminal for e in experiments)]
     if unhanded:
         console.print(f"[yellow]{len(unhanded)} run end(s) did not reach the agent[/] (their wake kept failing: "
@@ -394,8 +442,12 @@ def _wake_once(spec_path: Path, detach: bool, loaded=None):
         store = open_store()
         executor = _executor(spec, store)
         try:
+            on_exit = None
+            if detach:  # a portfolio's run wakes the whole portfolio, so that a campaign waiting for a slot goes on
+                on_exit = (portfolio_wake_command(Path(spec.portfolio.file)) if spec.portfolio is not None
+                           else wake_command(spec_path))
             with Lease(store, campaign_lease_name(spec.name), on_wait=_say_waiting):
-                return wake(store, executor, spec, target, root, on_exit=wake_command(spec_path) if detach else None)
+                return wake(store, executor, spec, target, root, on_exit=on_exit)
         except transient_errors():
             raise
         except Exception as exc:  # a bug of ours: kept as an event, so `status` shows it, then raised
@@ -536,7 +588,7 @@ def describe_fault(exc: BaseException) -> str:
     return f"{_short(exc)}; nothing stored was lost, run the command again once the store is reachable"
 
 
-def _wake_retrying(spec_path: Path, loaded):
+def _wake_retrying(spec_path: Path, loaded, detach: bool = False):
     """One wake of a staying-up `run`; a transient fault (the store unreachable or locked,
     a file system error) is retried with back-off for up to `transient_patience_s()`, then
     reported in words. A wake is idempotent, so trying again is always safe."""
@@ -546,7 +598,7 @@ def _wake_retrying(spec_path: Path, loaded):
     delay, deadline = 1.0, time.monotonic() + patience
     while True:
         try:
-            return _wake_once(spec_path, detach=False, loaded=loaded)
+            return _wake_once(spec_path, detach=detach, loaded=loaded)
         except transient_errors()[:4] as exc:
             why = _short(exc)
             if time.monotonic() + delay > deadline:

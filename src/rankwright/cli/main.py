@@ -406,3 +406,76 @@ def main() -> None:
             fail_environment(exc)
         except typer.Exit as done:
             raise SystemExit(done.exit_code) from None
+
+
+portfolio_app = typer.Typer(help="Several campaigns under one team budget and one set of parallel slots.",
+                            no_args_is_help=True)
+app.add_typer(portfolio_app, name="portfolio")
+
+
+def _portfolio(action, *args) -> None:
+    user_errors = _user_errors()
+    try:
+        action(*args)
+    except user_errors as exc:
+        fail(str(exc))
+    except _environment_errors() as exc:
+        fail_environment(exc)
+
+
+@portfolio_app.command("plan")
+def portfolio_plan(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML: name, budget, max_parallel, campaigns"),
+    skip_smoke: bool = typer.Option(False, "--skip-smoke", help="skip each target's smoke run (blocks approval)"),
+) -> None:
+    """Split the team budget by priority and plan every campaign with its share."""
+    from rankwright.cli import portfolio as commands
+
+    _portfolio(commands.plan, portfolio, skip_smoke)
+
+
+@portfolio_app.command("approve")
+def portfolio_approve(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML"),
+    by: Optional[str] = typer.Option(None, "--by", help="who approves (default: the login name)"),
+    yes: bool = typer.Option(False, "--yes", help="approve without a prompt (recorded as such)"),
+) -> None:
+    """Approve every campaign's plan under the team budget."""
+    from rankwright.cli import portfolio as commands
+
+    _portfolio(commands.approve, portfolio, by, yes)
+
+
+@portfolio_app.command("run")
+def portfolio_run(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML"),
+    detach: bool = typer.Option(False, "--detach", help="start and exit; each run wakes the portfolio as it ends"),
+    interval: float = typer.Option(60.0, "--interval", min=0.05, help="fallback timer while staying up"),
+) -> None:
+    """Run every campaign, sharing the team's slots fairly, until all have ended."""
+    from rankwright.cli import portfolio as commands
+
+    _portfolio(commands.run, portfolio, detach, interval)
+
+
+@portfolio_app.command("wake")
+def portfolio_wake(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML"),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="the portfolio's working folder (default: here)"),
+) -> None:
+    """One step of every campaign, the least-served first. Safe from cron."""
+    if workdir is not None:
+        import os
+
+        os.chdir(workdir)
+    from rankwright.cli import portfolio as commands
+
+    _portfolio(commands.wake_step, portfolio)
+
+
+@portfolio_app.command("status")
+def portfolio_status(portfolio: Path = typer.Argument(..., help="portfolio YAML")) -> None:
+    """Each campaign's state, phase, spend, runs and best result at a glance."""
+    from rankwright.cli import portfolio as commands
+
+    _portfolio(commands.status, portfolio)

@@ -89,8 +89,12 @@ class Store:
             spent = dict(s.execute(select(m.Experiment.campaign_id,
                                           func.coalesce(func.sum(m.Experiment.actual_cost), 0.0))
                                    .group_by(m.Experiment.campaign_id)).tuples().all())
+            flying = dict(s.execute(select(m.Experiment.campaign_id, func.count())
+                                    .where(m.Experiment.status.in_(("submitted", "running")))
+                                    .group_by(m.Experiment.campaign_id)).tuples().all())
             return [{"name": c.name, "status": c.status, "experiments": counts.get(c.id, 0),
-                     "spent": float(spent.get(c.id, 0.0)), "created_at": _utc(c.created_at)}
+                     "spent": float(spent.get(c.id, 0.0)), "in_flight": int(flying.get(c.id, 0)),
+                     "portfolio": (c.spec or {}).get("portfolio"), "created_at": _utc(c.created_at)}
                     for c in s.scalars(select(m.Campaign).order_by(m.Campaign.id))]
 
     def set_campaign_spec(self, campaign_id: int, spec: dict[str, Any]) -> None:
