@@ -119,23 +119,29 @@ def test_a_key_submitted_from_two_agents_at_once_runs_once(cluster_engine, store
     assert len(journal.read_text().splitlines()) == 1
 
 
-def test_cancel_ends_a_running_run_and_its_processes(cluster_engine, store, scratch, tmp_path):
-    pid_file = tmp_path / "pid"
+def running_sleeper(engine, store, tmp_path, name, pid_of="os.getpid()"):
+    """A run that writes a pid (its own, or `os.getppid()`: its wrapper's) and sleeps; returned
+    once it is running and the pid is written: (executor, handle, pid)."""
+    pid_file = tmp_path / f"{name}.pid"
     command = job(tmp_path, f"""
         import os, time
-        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        open({str(pid_file)!r}, "w").write(str({pid_of}))
         time.sleep(120)
     """)
-    ex = executor(cluster_engine, store)
-    handle = ex.submit("c/long/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "long"))
+    ex = executor(engine, store)
+    handle = ex.submit(f"c/{name}/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / name))
     wait(ex, handle, until=lambda s: s is RunStatus.RUNNING)
     deadline = time.time() + 30
     while not pid_file.exists() and time.time() < deadline:
         time.sleep(0.1)
+    return ex, handle, int(pid_file.read_text())
+
+
+def test_cancel_ends_a_running_run_and_its_processes(cluster_engine, store, scratch, tmp_path):
+    ex, handle, pid = running_sleeper(cluster_engine, store, tmp_path, "long")
     ex.cancel(handle)
     info = wait(ex, handle, timeout=60)
     assert info.status is RunStatus.CANCELLED
-    pid = int(pid_file.read_text())
     deadline = time.time() + 20
     while Path(f"/proc/{pid}").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -163,19 +169,8 @@ def test_a_failing_command_fails_with_its_exit_code_and_a_full_executor_refuses(
 def test_a_run_whose_supervisor_was_killed_reads_lost(cluster_engine, store, scratch, tmp_path):
     """The wrapper is SIGKILLed on its host (a node lost, the job killed from outside): no
     end reaches the store, and once its heartbeats stop the run is LOST (preemption)."""
-    parent_file = tmp_path / "wrapper_pid"
-    command = job(tmp_path, f"""
-        import os, time
-        open({str(parent_file)!r}, "w").write(str(os.getppid()))
-        time.sleep(120)
-    """)
-    ex = executor(cluster_engine, store)
-    handle = ex.submit("c/lost/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "lost"))
-    wait(ex, handle, until=lambda s: s is RunStatus.RUNNING)
-    deadline = time.time() + 30
-    while not parent_file.exists() and time.time() < deadline:
-        time.sleep(0.1)
-    os.kill(int(parent_file.read_text()), signal.SIGKILL)
+    ex, handle, wrapper = running_sleeper(cluster_engine, store, tmp_path, "lost", pid_of="os.getppid()")
+    os.kill(wrapper, signal.SIGKILL)
     info = wait(ex, handle, timeout=60)
     assert info.status is RunStatus.LOST and info.started_at is not None
 
