@@ -95,3 +95,19 @@ def test_old_import_paths_still_work():
     assert ModelConfig is configs.ModelConfig
     for cls in (AutoIntPlusConfig, DCNv2Config, DLRMConfig, DeepFMConfig, FinalMLPConfig, FMConfig, LRConfig):
         assert MODEL_CONFIGS[cls.model_fields["name"].default] is cls
+
+
+def test_a_wake_with_nothing_to_decide_loads_neither_scipy_nor_alembic(tmp_path):
+    """Opening a store that is at head and importing the wake's modules: no SciPy (a t
+    quantile is imported when first needed), no Alembic (the revision is one query), no
+    Optuna (exploitation imports it when it samples), no PyTorch."""
+    from rankwright.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'at-head.db'}"
+    open_store(url)  # created and upgraded here, in this process
+    modules = _imported_modules(
+        f"from rankwright.store import open_store\nopen_store({url!r}).campaign('c')\n"
+        "import rankwright.agent.wake, rankwright.agent.decide, rankwright.agent.observe, rankwright.cli.campaign\n")
+    assert "sqlalchemy" in modules  # the probe sees the imports
+    heavy = [m for m in modules if m.split(".")[0] in ("scipy", "alembic", "optuna", "torch")]
+    assert not heavy, f"a wake loads {heavy[:3]}"

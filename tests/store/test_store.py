@@ -33,11 +33,15 @@ def url(request, tmp_path):
 
 
 def test_new_store_is_at_head_and_matches_the_models(url):
+    from rankwright.store.engine import HEAD
+
+    assert HEAD == head_revision()  # the constant a wake checks instead of walking the migrations
     store = open_store(url)
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert context.get_current_revision() == head_revision()
         assert compare_metadata(context, Base.metadata) == []
+    assert open_store(url).campaign("none") is None  # opened again, at head: the short way
 
 
 def test_campaign_names_are_unique_and_the_store_keeps_the_first(url):

@@ -1,8 +1,9 @@
 """Statistics shared by the learn step, the phase promotion rule and the report.
 
 Pure functions over objective values keyed by seed (an objective to minimise, such as NE).
-Imports nothing of ours, and only `scipy.special` from SciPy: the agent's wake loads this
-module, and `scipy.stats` takes long to import.
+Imports nothing of ours, and only `scipy.special` from SciPy, when a t distribution is
+first needed: the agent's wake loads this module, and a wake with nothing to decide should
+not pay for SciPy (0.2 s), let alone `scipy.stats`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from enum import Enum
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
-from scipy.special import stdtr, stdtrit
 
 
 class Verdict(str, Enum):
@@ -26,6 +26,8 @@ class Verdict(str, Enum):
 def t_quantile(df: float, p: float) -> float:
     """The p-quantile of Student's t with df degrees of freedom (4.303 for df=2, p=0.975):
     with three seeds a normal 1.96 would make every interval far too narrow."""
+    from scipy.special import stdtrit
+
     return float(stdtrit(df, p))
 
 
@@ -63,6 +65,8 @@ def _result(effect: float, se: float, df: int, n: int, paired: bool) -> PairedRe
         t = effect / se
     else:  # no spread at all (only with sd_floor=0): the sign alone decides
         t = math.copysign(math.inf, effect) if effect else 0.0
+    from scipy.special import stdtr
+
     return PairedResult(effect=effect, se=se, df=df, n=n, paired=paired,
                         p_lower=float(stdtr(df, t)), p_higher=float(stdtr(df, -t)))
 
