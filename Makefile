@@ -22,7 +22,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns; the head-to-head
+# Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns; a portfolio; the head-to-head
 # against Optuna, `rankwright bench`); not part of the
 # test suite. See benchmarks/README.md.
 bench: install
@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_hypotheses.py
 	$(BIN)/python benchmarks/bench_campaigns.py
 	$(BIN)/python benchmarks/bench_faults.py
+	$(BIN)/python benchmarks/bench_portfolio.py
 	$(BIN)/rankwright bench
 	$(BIN)/rankwright bench --memory
 
