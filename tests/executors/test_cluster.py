@@ -235,3 +235,24 @@ def test_a_ray_head_restart_loses_nothing_it_reported(ray_engine, store, scratch
     """)
     later = ex.submit("c/after/seed1", RunSpec(command=quick, run_dir=tmp_path / "agent" / "after"))
     assert wait(ex, later).status is RunStatus.SUCCEEDED
+
+
+def test_files_travel_one_way_each_and_a_new_attempt_starts_from_its_inputs(tmp_path):
+    """No engine needed: what the agent packs for a run, and what it fetches back."""
+    from rankwright.executors.cluster import pack_files, unpack_files
+
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "config.yaml").write_text(f"out: {agent}/result.json\n")
+    (agent / "checkpoint.pt").write_bytes(b"x" * (2 << 20))  # too big to travel
+    (agent / ".hidden").write_text("not for the run")
+    inputs = pack_files(agent, inputs_only=True)
+    assert set(inputs) == {"config.yaml"}
+    node = tmp_path / "node"
+    assert unpack_files(inputs, node, replace=(str(agent), str(node))) == 1
+    assert (node / "config.yaml").read_text() == f"out: {node}/result.json\n"  # this host's path
+    assert unpack_files(inputs, node, replace=(str(agent), str(node))) == 0  # unchanged: not written again
+    (node / "result.json").write_text('{"loss": 1}')
+    unpack_files({"result.json": pack_files(node)["result.json"]}, agent, remember=True)
+    assert (agent / "result.json").read_text() == '{"loss": 1}'
+    assert set(pack_files(agent, inputs_only=True)) == {"config.yaml"}  # the next attempt's inputs

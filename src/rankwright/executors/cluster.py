@@ -26,6 +26,7 @@ judged lost on the scheduler's silence, and nothing new is submitted (`ExecutorF
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import sys
@@ -51,15 +52,25 @@ class SchedulerUnavailable(RuntimeError):
     """The scheduler did not answer (controller down, head restarting): ask again later."""
 
 
-def pack_files(folder: Path) -> dict[str, str]:
+FETCHED = ".rankwright-fetched"  # in the agent's run folder: the names that came from a run, not for it
+
+
+def pack_files(folder: Path, inputs_only: bool = False) -> dict[str, str]:
     """The folder's small top-level files, base64 by name (hidden files and oversize ones
-    stay behind: checkpoints are not carried)."""
+    stay behind: checkpoints are not carried). `inputs_only` leaves out what an earlier
+    attempt's run wrote there (fetched), so that a new attempt starts from its inputs."""
     out: dict[str, str] = {}
     total = 0
     if not folder.is_dir():
         return out
+    fetched: set[str] = set()
+    if inputs_only:
+        try:
+            fetched = set(json.loads((folder / FETCHED).read_text()))
+        except (OSError, ValueError, TypeError):
+            fetched = set()
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith(".") or not path.is_file() or path.name in fetched:
             continue
         size = path.stat().st_size
         if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
@@ -69,10 +80,19 @@ def pack_files(folder: Path) -> dict[str, str]:
     return out
 
 
-def unpack_files(files: dict[str, str], folder: Path, replace: tuple[str, str] | None = None) -> int:
+def unpack_files(files: dict[str, str], folder: Path, replace: tuple[str, str] | None = None,
+                 remember: bool = False) -> int:
     """Write `files` into `folder` where they differ; `replace` swaps a path prefix in the
-    text files (the agent's run folder for this host's). Returns how many were written."""
+    text files (the agent's run folder for this host's); `remember` notes their names as
+    fetched (see `pack_files`). Returns how many were written."""
     folder.mkdir(parents=True, exist_ok=True)
+    if remember:
+        try:
+            known = set(json.loads((folder / FETCHED).read_text()))
+        except (OSError, ValueError, TypeError):
+            known = set()
+        if not set(files) <= known:
+            (folder / FETCHED).write_text(json.dumps(sorted(known | set(files))))
     written = 0
     for name, encoded in files.items():
         if "/" in name or name.startswith("."):
@@ -170,7 +190,7 @@ class ClusterExecutor(Executor):
             if len(active) >= self.max_parallel:
                 raise ExecutorFull(f"{len(active)} runs active, max_parallel={self.max_parallel}")
             claimed = self.store.claim_run(handle, key, self.engine, self._spec_json(spec),
-                                           pack_files(Path(spec.run_dir)), time.time())
+                                           pack_files(Path(spec.run_dir), inputs_only=True), time.time())
             record = self.store.executor_run(handle)
         if record.job_id or record.started_at or record.ended_at or record.cancel_requested:
             return handle
@@ -249,7 +269,7 @@ class ClusterExecutor(Executor):
     def fetch(self, handle: str, run_dir: Path) -> None:
         record = self.store.executor_run(handle)
         if record is not None and record.outputs:
-            unpack_files(record.outputs, Path(run_dir))
+            unpack_files(record.outputs, Path(run_dir), remember=True)
 
     # -- helpers -----------------------------------------------------------------------------
     def _beat_s(self, record: Any) -> float:

@@ -37,6 +37,13 @@ def _tail(path: Path) -> str:
         return ""
 
 
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def run(handle: str) -> int:
     from rankwright.store import open_store
 
@@ -62,6 +69,13 @@ def run(handle: str) -> int:
 
     if scratch:
         unpack_files(record.inputs, run_dir, replace=(agent_dir, str(run_dir)))
+    given = {name: _read(run_dir / name) for name in record.inputs}  # inputs as this host has them
+
+    def outputs() -> dict[str, str]:
+        """What the run wrote: its folder's small files less the inputs it left as they were."""
+        return {name: data for name, data in pack_files(run_dir).items()
+                if name not in given or _read(run_dir / name) != given[name]}
+
     env = dict(os.environ)
     env.update({k: here(v) for k, v in (spec.get("env") or {}).items()})
     env["RANKWRIGHT_EXECUTOR_RUN"] = handle
@@ -83,7 +97,7 @@ def run(handle: str) -> int:
     def beat(child_pid: int | None) -> None:
         fields = {"heartbeat_at": time.time()}
         if changed():
-            fields.update(outputs=pack_files(run_dir), log_tail=_tail(log))
+            fields.update(outputs=outputs(), log_tail=_tail(log))
         try:
             store.update_executor_run(handle, **fields)
             cancel["asked"] = bool(store.executor_run(handle).cancel_requested)
@@ -95,7 +109,7 @@ def run(handle: str) -> int:
                       beat=beat, stop_requested=lambda: cancel["asked"])
     end = {"ended_at": ended.ended_at, "exit_code": ended.exit_code, "cpu_seconds": ended.cpu_seconds,
            "max_rss_mb": ended.max_rss_mb, "cancelled": ended.cancelled, "heartbeat_at": time.time(),
-           "outputs": pack_files(run_dir), "log_tail": _tail(log)}
+           "outputs": outputs(), "log_tail": _tail(log)}
     for delay in (0, 1, 2, 4, 8, 16, 32, 60):  # the end must reach the store: it is the run's only report
         time.sleep(delay)
         try:
