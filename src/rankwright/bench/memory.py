@@ -219,6 +219,8 @@ def summarise(arms: dict[str, list[dict[str, Any]]], baseline_ne: float) -> dict
 
 
 def render(whole: dict[str, Any]) -> str:
+    from rankwright.bench.headtohead import BUSY_LOAD, is_busy
+
     lines = ["# Memory across campaigns: warm against cold, whole campaigns at equal budget", "",
              "Each target is measured with four arms of whole Rankwright campaigns that differ only in "
              "the four hypotheses of their one validation round (see `src/rankwright/bench/memory.py`). "
@@ -242,5 +244,34 @@ def render(whole: dict[str, Any]) -> str:
                 reach_ = "-" if a["compute_to_reach"] is None else f"{a['compute_to_reach']:.1f}"
                 vs = "-" if a["vs_cold"] is None else f"{a['vs_cold']:.2f}"
                 lines.append(f"| {arm} | {ci} | {a['reached']} | {reach_} | {vs} |")
+        lines += ["", *goal_lines(doc)]
+        busy = [f"{target} {arm} seed {r['seed']} (load {r['load']:.1f})"
+                for target, res in doc["results"].items() for arm, a in res["arms"].items() for r in a["runs"]
+                if r.get("load") is not None and is_busy(r["load"])]
+        if busy:
+            lines += [f"Measured while the machine was busy (5-minute load above {BUSY_LOAD:g}x the cores, so "
+                      "its CPU time reads high): " + "; ".join(busy) + ".", ""]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def goal_lines(doc: dict[str, Any]) -> list[str]:
+    """The issue's goal, read off the table: warm reaches cold's final NE with at most half
+    the compute, and ends better at equal compute."""
+    ratios, better, n = [], 0, 0
+    for res in doc["results"].values():
+        warm, cold = res["arms"].get("warm"), res["arms"].get("cold")
+        if not warm or not cold:
+            continue
+        n += 1
+        better += warm["test_ne"]["mean"] < cold["test_ne"]["mean"]
+        if warm["vs_cold"] is not None:
+            ratios.append(warm["vs_cold"])
+    reached = sum(int(res["arms"]["warm"]["reached"].split("/")[0]) for res in doc["results"].values()
+                  if "warm" in res["arms"])
+    seeds = sum(int(res["arms"]["warm"]["reached"].split("/")[1]) for res in doc["results"].values()
+                if "warm" in res["arms"])
+    mean = f"{sum(ratios) / len(ratios):.2f}" if ratios else "-"
+    return [f"Goal (warm reaches cold's final NE with at most 0.5 of cold's compute, and ends better): warm "
+            f"reached it on {reached} of {seeds} target-seeds, with {mean} of cold's compute on average over the "
+            f"targets where it did; its final test NE was lower than cold's on {better} of {n} targets.", ""]
