@@ -60,8 +60,15 @@ def _kill_slurmctld(conf: str) -> list:
 
 
 def answers(engine: Engine) -> bool:
+    """Whether the engine takes work again: Slurm's controller answers and its node is up."""
     if engine.kind == "slurm":
-        return slurm_answers(engine.env)
+        try:
+            done = subprocess.run(["sinfo", "-h", "-o", "%T"], env={**os.environ, **engine.env},
+                                  capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0 and any(s.strip("*~#") in ("idle", "mixed", "allocated")
+                                            for s in done.stdout.split())
     return ray_answers(engine.options["address"], engine.env)
 
 

@@ -224,12 +224,13 @@ def test_a_campaign_rides_out_its_engine_going_down(cluster_engine, tmp_path, mo
         pytest.skip("this engine was not started by the tests: it is not ours to stop")
     monkeypatch.setenv("RANKWRIGHT_RUN_SCRATCH", str(tmp_path / "node"))
     monkeypatch.setenv("CHAOS_JOB_SLEEP", "3")
-    path = _phased_campaign(tmp_path / "outage", monkeypatch, executor=cluster_engine.options)
+    path = _phased_campaign(tmp_path / "outage", monkeypatch, executor=cluster_engine.options,
+                            strategy={"trials": 2, "confirmation_seeds": 3})
     store = open_store()
     campaign = store.campaign("chaos")
     deadline = time.time() + 120
-    while not any(e.status is ExperimentStatus.RUNNING for e in store.experiments(campaign.id)):
-        assert _wake(path).wait(timeout=120) == 0 and time.time() < deadline
+    while not any(e.executor_handle and not e.status.is_terminal for e in store.experiments(campaign.id)):
+        assert _wake(path).wait(timeout=120) == 0 and time.time() < deadline  # until runs are in flight
         time.sleep(0.3)
     subprocess.run(cluster_engine.down, check=True, timeout=120)
     try:

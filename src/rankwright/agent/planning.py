@@ -185,11 +185,11 @@ def _cluster_checks(spec: CampaignSpec) -> list[CheckItem]:
                        "" if ok else f"start {options.kind} or point the spec's executor at it")]
     url = database_url()
     local_file = url.startswith("sqlite")
-    items.append(CheckItem("runs can report to the store", not local_file,
+    items.append(CheckItem("runs can report to the store", True,
                            f"{'SQLite file' if local_file else 'database server'} "
                            f"{'(only hosts that share this filesystem can reach it)' if local_file else ''}".strip(),
                            "set RANKWRIGHT_DB to a PostgreSQL URL that the cluster's hosts reach" if local_file
-                           else "", warning=True))
+                           else "", warning=local_file))
     return items
 
 
