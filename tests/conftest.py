@@ -17,6 +17,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty store's URL on each backend: a SQLite file, and the PostgreSQL server CI
+    starts (RANKWRIGHT_TEST_POSTGRES), its tables dropped first."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rankwright.db'}"
+    url = os.environ.get("RANKWRIGHT_TEST_POSTGRES")
+    if not url:
+        pytest.skip("RANKWRIGHT_TEST_POSTGRES is not set: no PostgreSQL server for this run")
+    from sqlalchemy import create_engine
+
+    from rankwright.store.models import Base
+
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()
+    return url
+
+
 def _engine(request, start):
     """A session-wide cluster engine, started once (or reused) and stopped at the end."""
     engine, why = start()

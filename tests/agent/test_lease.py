@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,27 +14,12 @@ from rankwright.agent.lease import Lease, LeaseHeld, died_here
 from rankwright.store import open_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
+@pytest.fixture
+def url(store_url):
     """A store each agent opens on its own: a SQLite file, and (when CI gives one) a
     PostgreSQL server, the team set-up the lease is for."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rankwright.db'}"
-    else:
-        url = os.environ.get("RANKWRIGHT_TEST_POSTGRES")
-        if not url:
-            pytest.skip("RANKWRIGHT_TEST_POSTGRES is not set: no PostgreSQL server for this run")
-        from sqlalchemy import create_engine
-
-        from rankwright.store.models import Base
-
-        engine = create_engine(url)
-        Base.metadata.drop_all(engine)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        engine.dispose()
-    open_store(url)
-    return url
+    open_store(store_url)
+    return store_url
 
 
 def test_a_renewed_lease_outlives_its_ttl_and_is_freed_after(url):

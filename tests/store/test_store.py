@@ -1,7 +1,6 @@
 """Store contract, written once and run over every backend: SQLite always, PostgreSQL when
 RANKWRIGHT_TEST_POSTGRES holds a URL of a scratch database (issue 3 wires it into CI)."""
 
-import os
 import sqlite3
 
 import pytest
@@ -13,23 +12,9 @@ from rankwright.store.engine import head_revision
 from rankwright.store.models import Base
 from rankwright.store.records import ExperimentStatus
 
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'rankwright.db'}"
-    pg = os.environ.get("RANKWRIGHT_TEST_POSTGRES")
-    if not pg:
-        pytest.skip("RANKWRIGHT_TEST_POSTGRES is not set: no PostgreSQL server for this run")
-    from sqlalchemy import create_engine
-
-    engine = create_engine(pg)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    return pg
+@pytest.fixture
+def url(store_url):
+    return store_url
 
 
 def test_new_store_is_at_head_and_matches_the_models(url):

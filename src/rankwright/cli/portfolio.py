@@ -8,7 +8,6 @@ other. Paths in it are made absolute from the engineer's spec folder.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
