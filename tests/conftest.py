@@ -80,15 +80,3 @@ def cluster_engine(request):
     """Each real cluster engine in turn."""
     return request.getfixturevalue(f"{request.param}_engine")
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs two workers), the tests that share one engine run
-    on one worker: the cluster tests (one Slurm and one Ray per worker would fight over the
-    machine, and `ray stop` ends every head on it) and those on the one PostgreSQL
-    database (they drop its tables)."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if names & {"slurm_engine", "ray_engine", "cluster_engine"}:
-            item.add_marker(pytest.mark.xdist_group("cluster"))
-        elif "postgresql" in getattr(getattr(item, "callspec", None), "id", ""):
-            item.add_marker(pytest.mark.xdist_group("postgres"))
