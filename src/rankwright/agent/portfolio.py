@@ -123,6 +123,14 @@ def slot_quota(standings: list[Standing], slots: int) -> dict[str, int]:
     return quota
 
 
+def standings_of(summaries: list[dict[str, Any]], portfolio: str) -> list[Standing]:
+    """The portfolio's campaigns as the slot policy sees them, from the store's campaign
+    summaries: a campaign that is not approved (finished, paused, ...) wants no slot."""
+    return [Standing(r["name"], float(r["portfolio"].get("priority", 1.0)), r["in_flight"], r["spent"],
+                     r["status"] != "approved")
+            for r in summaries if r["portfolio"] and r["portfolio"].get("name") == portfolio]
+
+
 def wake_order(standings: list[Standing]) -> list[str]:
     """The order a portfolio wake visits its campaigns: least compute per priority first."""
     return [s.name for s in sorted(standings, key=lambda s: (s.done, s.spent / s.priority, s.name))]

@@ -67,12 +67,9 @@ def portfolio_wake_command(portfolio_path: Path) -> tuple[str, ...]:
 
 def portfolio_quota(store, spec) -> int:
     """How many runs this portfolio campaign may have in flight now (`slot_quota`)."""
-    from rankwright.agent.portfolio import Standing, slot_quota
+    from rankwright.agent.portfolio import slot_quota, standings_of
 
-    standings = [Standing(r["name"], float(r["portfolio"].get("priority", 1.0)), r["in_flight"], r["spent"],
-                          r["status"] != "approved")
-                 for r in store.campaign_summaries()
-                 if r["portfolio"] and r["portfolio"].get("name") == spec.portfolio.name]
+    standings = standings_of(store.campaign_summaries(), spec.portfolio.name)
     if not any(s.name == spec.name for s in standings):
         return spec.max_parallel
     return slot_quota(standings, spec.max_parallel).get(spec.name, 0)

@@ -121,12 +121,9 @@ def _require_planned(path: Path, effective: Path) -> None:
 
 
 def standings(store: Any, portfolio_name: str) -> list[Any]:
-    from rankwright.agent.portfolio import Standing
+    from rankwright.agent.portfolio import standings_of
 
-    return [Standing(r["name"], float(r["portfolio"].get("priority", 1.0)), r["in_flight"], r["spent"],
-                     r["status"] != "approved")
-            for r in store.campaign_summaries()
-            if r["portfolio"] and r["portfolio"].get("name") == portfolio_name]
+    return standings_of(store.campaign_summaries(), portfolio_name)
 
 
 def wake(path: Path, detach: bool = True) -> list[tuple[str, Any]]:
