@@ -10,8 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: on this machine it is the CPU build on local disk; an
 	# unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-cache-dir torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-cache-dir -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
