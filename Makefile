@@ -19,8 +19,10 @@ install: $(STAMP)
 demo: install
 	$(BIN)/rankwright demo
 
+# Two workers: most of the suite waits on runs and subprocesses, not on the CPU. Tests that
+# share an engine (Slurm, Ray, the PostgreSQL server) stay together on one worker.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # Benchmarks (against FuxiCTR; the agent's wake; the hypothesis engine; whole campaigns; a portfolio; the head-to-head
 # against Optuna, `rankwright bench`); not part of the

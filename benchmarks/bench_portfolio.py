@@ -165,7 +165,7 @@ def main() -> None:
     for name in CAMPAIGNS:
         campaign = store.campaign(name)
         experiments = store.experiments(campaign.id)
-        spent = sum((e.actual_cost or 0.0) + e.prior_cost for e in experiments)
+        spent = store.ledger_sums(campaign.id)[0]  # the ledger's spend (a settled cost includes its retries')
         effective = work / ".rankwright" / "portfolios" / "team-bench" / f"{name}.yaml"
         headline = ""
         if campaign.status == "finished":

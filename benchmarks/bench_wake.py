@@ -13,7 +13,7 @@ flight on the local executor (jobs held open by a file). Then:
   by file notifications against the timer alone (`--no-watch`, same `--interval`), and the
   hibernating agent's RSS and CPU seconds over a quiet stretch.
 
-Usage: .venv/bin/python benchmarks/bench_wake.py [--sizes 100,1000,10000] [--postgres auto|URL|none]
+Usage: .venv/bin/python benchmarks/bench_wake.py [--sizes 1000,10000,100000] [--postgres auto|URL|none]
 Writes benchmarks/results/wake.{md,json}.
 """
 
@@ -33,11 +33,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from dataclasses import replace
+
 import yaml
 from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parents[1]
-IN_FLIGHT = 8
+IN_FLIGHT = 10  # 3 are released for collect steps, 4 for the event-woken agent, 3 for the timer
 JOB = """
 import json, os, sys, time, pathlib, yaml
 config = yaml.safe_load(open(sys.argv[1]))
@@ -79,9 +81,11 @@ def build(workdir: Path, url: str, n: int) -> dict:
     }
     (workdir / "target.yaml").write_text(yaml.safe_dump(target))
     name = f"bench{n}"
+    # the spec names one change; the plan in the store has n runs (as a long campaign's plan and
+    # revisions would), so that reading the spec stays what it is for a real campaign
     spec_doc = {"name": name, "target": "target.yaml", "budget": {"amount": float(n)}, "max_parallel": IN_FLIGHT,
                 "baseline_seeds": 1, "hypotheses": {"seeds": 1},
-                "changes": [{"name": f"c{i}", "set": {"x": i + 1}} for i in range(n - 1)]}
+                "changes": [{"name": "c0", "set": {"x": 1}}]}
     spec_path = workdir / "campaign.yaml"
     spec_path.write_text(yaml.safe_dump(spec_doc))
     (workdir / ".rankwright").mkdir()
@@ -90,6 +94,9 @@ def build(workdir: Path, url: str, n: int) -> dict:
     try:
         spec, target_obj = load_campaign(spec_path)
         planned = make_plan(spec, target_obj)
+        template = planned[-1]
+        planned += [replace(template, name=f"c{i}", hypothesis=f"c{i}", changes={"x": i + 1}, delta={"x": i + 1})
+                    for i in range(1, n - 1)]
         document = plan_document(spec, [], planned)
         store = open_store(url)
         campaign = store.create_campaign(name, spec.model_dump(mode="json"))
@@ -183,17 +190,19 @@ def wake_step(built: dict, env: dict, cwd: Path) -> dict:
 
 
 def _collected_at(store, name: str, key: str) -> float | None:
+    """When the agent settled the run (its row's last update), or None while it has not:
+    one indexed read, so that polling it does not load the machine being measured."""
     from sqlalchemy import select
 
     from rankwright.store import models as m
 
     with store.session() as s:
-        campaign_id = s.scalars(select(m.Campaign.id).where(m.Campaign.name == name)).one()
-        row = s.scalars(select(m.Event.time).where(m.Event.campaign_id == campaign_id, m.Event.kind == "collect",
-                                                   m.Event.message.startswith(key + ":"))).first()
-    if row is None:
+        row = s.execute(select(m.Experiment.status, m.Experiment.updated_at)
+                        .where(m.Experiment.idempotency_key == key)).one_or_none()
+    if row is None or row[0] not in ("succeeded", "failed", "cancelled"):
         return None
-    return (row if row.tzinfo else row.replace(tzinfo=timezone.utc)).timestamp()
+    at = row[1]
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _proc_cpu_rss(pid: int) -> tuple[float, float]:
@@ -269,23 +278,27 @@ def bench_one(store_name: str, url_for, n: int, keep: bool) -> dict:
         idle = [wake_step(built, env, workdir) for _ in range(5)]
         cli = [timed_process([sys.executable, "-m", "rankwright", "wake", str(built["spec"])], env, workdir)[:2]
                for _ in range(3)]
+        result["idle_steps_s"] = [r["step_s"] for r in idle]
         result["idle_step_s"] = statistics.median(r["step_s"] for r in idle)
         result["import_s"] = statistics.median(r["import_s"] for r in idle)
         result["load_spec_s"] = statistics.median(r["load_spec_s"] for r in idle)
         result["cli_wake_wall_s"] = statistics.median(w for w, _ in cli)
         result["cli_wake_rss_mb"] = max(r for _, r in cli)
         result["step_rss_mb"] = max(r["rss_mb"] for r in idle)
-        if n == max(ARGS.sizes):
-            result["run_watch"] = run_latency(built, env, workdir, url, watch=True, interval=30.0,
-                                              release=built["in_flight_x"][:4])
-            result["run_timer"] = run_latency(built, env, workdir, url, watch=False, interval=5.0,
-                                              release=built["in_flight_x"][4:8])
-        else:  # one run ends: a step that collects it
-            x = built["in_flight_x"][0]
+        collect = []
+        for x in built["in_flight_x"][:3]:  # one run ends: a step that collects it
             (built["holds"] / str(x)).unlink()
             time.sleep(2.0)
             busy = wake_step(built, env, workdir)
-            result["collect_step_s"] = busy["step_s"]
+            assert busy["collected"] == 1, busy
+            collect.append(busy["step_s"])
+        result["collect_steps_s"] = collect
+        result["collect_step_s"] = statistics.median(collect)
+        if n == max(ARGS.sizes):
+            result["run_watch"] = run_latency(built, env, workdir, url, watch=True, interval=30.0,
+                                              release=built["in_flight_x"][3:7])
+            result["run_timer"] = run_latency(built, env, workdir, url, watch=False, interval=5.0,
+                                              release=built["in_flight_x"][7:10])
     finally:
         release_all(built)
         time.sleep(1.0)
@@ -327,12 +340,23 @@ def render(results: list[dict]) -> str:
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}; {datetime.now(timezone.utc):%Y-%m-%d}. "
              f"{IN_FLIGHT} runs in flight in every case.", "",
-             "| store | experiments | wake step, idle (s) | wake step, collect 1 (s) | reading the spec (s) | `rankwright wake` process (s) | its peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|"]
+             "| store | experiments | wake step, idle (s) | wake step, collect 1 (s) | imports (s) | reading the spec (s) | `rankwright wake` process (s) | its peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         collect = f"{r['collect_step_s']:.3f}" if "collect_step_s" in r else "-"
-        lines.append(f"| {r['store']} | {r['experiments']:,} | {r['idle_step_s']:.3f} | {collect} | {r['load_spec_s']:.3f} | "
-                     f"{r['cli_wake_wall_s']:.2f} | {r['cli_wake_rss_mb']:.0f} |")
+        lines.append(f"| {r['store']} | {r['experiments']:,} | {r['idle_step_s']:.3f} | {collect} | {r['import_s']:.3f} | "
+                     f"{r['load_spec_s']:.3f} | {r['cli_wake_wall_s']:.2f} | {r['cli_wake_rss_mb']:.0f} |")
+    lines += ["", "Goals (issue 13): wake step p50 under 0.1 s at 10,000 experiments and under 0.3 s at 100,000; "
+              "process start (the wake's imports) under 0.5 s. The p50 here is the median of every measured "
+              "step (5 idle, 3 collecting):", ""]
+    for r in results:
+        goal = {10_000: 0.1, 100_000: 0.3}.get(r["experiments"])
+        if goal is None:
+            continue
+        p50 = statistics.median(r.get("idle_steps_s", [r["idle_step_s"]]) + r.get("collect_steps_s", []))
+        lines.append(f"- {r['store']}, {r['experiments']:,}: step p50 {p50 * 1000:.0f} ms against {goal * 1000:.0f} ms "
+                     f"({'met' if p50 < goal else 'MISSED'}); imports {r['import_s']:.2f} s against 0.5 s "
+                     f"({'met' if r['import_s'] < 0.5 else 'MISSED'})")
     lines += ["", "Staying up (`rankwright run`), largest store: from a run's end (`exit.json`) to its collection.", "",
               "| store | experiments | woken by | timer (s) | median latency (s) | latencies (s) | hibernating RSS (MB) | CPU s per 10 s asleep |",
               "|---|---|---|---|---|---|---|---|"]
@@ -360,7 +384,7 @@ def render(results: list[dict]) -> str:
 def main() -> None:
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--postgres", default="auto", help="auto (start .ci/postgres.sh), a URL, or none")
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "wake"))

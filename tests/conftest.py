@@ -38,6 +38,17 @@ def store_url(request, tmp_path):
     return url
 
 
+def _reload_ray_auth() -> None:
+    """Ray reads its authentication settings once, when first used in a process: where a
+    test imported Ray before the head's token was known, make it read them again."""
+    import sys
+
+    if "ray" in sys.modules:
+        from ray._private.authentication_test_utils import reset_auth_token_state
+
+        reset_auth_token_state()
+
+
 def _engine(request, start):
     """A session-wide cluster engine, started once (or reused) and stopped at the end."""
     engine, why = start()
@@ -45,6 +56,7 @@ def _engine(request, start):
         pytest.skip(why)
     saved = {k: os.environ.get(k) for k in engine.env}
     os.environ.update(engine.env)
+    _reload_ray_auth()
 
     def stop():
         for k, v in saved.items():
@@ -80,3 +92,16 @@ def cluster_engine(request):
     """Each real cluster engine in turn."""
     return request.getfixturevalue(f"{request.param}_engine")
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers), the tests that share one engine run
+    on one worker: the cluster tests (one Slurm and one Ray per worker would fight over the
+    machine, and `ray stop` ends every head on it) and those on the one PostgreSQL
+    database (they drop its tables)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"slurm_engine", "ray_engine", "cluster_engine"}:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+        elif "postgresql" in getattr(getattr(item, "callspec", None), "id", ""):
+            item.add_marker(pytest.mark.xdist_group("postgres"))

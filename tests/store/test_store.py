@@ -189,3 +189,91 @@ def test_agents_racing_for_a_lease_get_it_exactly_once(url):
     for t in threads:
         t.join()
     assert len(won) == 1 and stores[0].lease("campaign:race").owner == won[0]
+
+
+def _entry(name: str, seed: int, hours: float = 0.1) -> dict:
+    return {"name": name, "seed": seed, "phase": "validation", "changes": {}, "predicted_hours": hours}
+
+
+def test_the_planned_index_follows_the_plan_and_its_revisions_in_order(url):
+    """What a wake submits next and whether everything planned ended come from the index,
+    exactly as from the plan's and revisions' documents (a later entry of a key wins and
+    keeps the key's place)."""
+    from rankwright.agent.observe import planned_experiments
+    from rankwright.agent.naming import experiment_key
+
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    store.record_plan(campaign.id, {"experiments": [_entry("old", 1)]}, 1.0)  # re-planned before approval
+    plan = {"experiments": [_entry("baseline", 1), _entry("baseline", 2), _entry("a", 1)]}
+    store.record_plan(campaign.id, plan, 1.0)
+    store.record_revision(campaign.id, 1, "validation", "more", {"experiments": [_entry("b", 1), _entry("a", 1, 0.5)]})
+    expected = {experiment_key("c", p["name"], p["seed"]): p
+                for p in planned_experiments(store.latest_plan(campaign.id)[1], store.revisions(campaign.id))}
+    got = store.unsubmitted(campaign.id)
+    assert [(k, e) for k, e, _ in got] == list(expected.items())
+    assert all(state is None for *_, state in got) and not store.all_planned_ended(campaign.id)
+    assert store.planned_of_arms(campaign.id, ["a"]) == [_entry("a", 1, 0.5)]
+    assert store.planned_entries(campaign.id, ["c/b/seed1", "c/old/seed1"]) == {"c/b/seed1": _entry("b", 1)}
+    assert store.current_phase(campaign.id) == "validation"
+
+    rows = {k: store.record_intent(campaign.id, k, {}, phase="validation", reserved_cost=0.1) for k in expected}
+    store.mark_submitted(rows["c/baseline/seed1"].id, "h1")
+    assert [k for k, _, _ in store.unsubmitted(campaign.id)] == ["c/baseline/seed2", "c/a/seed1", "c/b/seed1"]
+    assert store.unsubmitted(campaign.id)[0][2].status is ExperimentStatus.INTENT  # an intent without a handle
+    store.retry(rows["c/baseline/seed1"].id, 2, 0.1, {"kind": "oom"})  # a retry is to be submitted again
+    assert [k for k, _, _ in store.unsubmitted(campaign.id)][:2] == ["c/baseline/seed1", "c/baseline/seed2"]
+    for key, row in rows.items():
+        store.mark_submitted(row.id, f"h-{key}")
+        store.mark_finished(row.id, ExperimentStatus.SUCCEEDED, 0.2, {"objective": 0.5})
+    assert store.unsubmitted(campaign.id) == [] and store.all_planned_ended(campaign.id)
+
+
+def test_the_ledger_summed_in_the_store_is_the_ledger_of_the_rows(url):
+    from rankwright.agent.budget import LedgerEntry, ledger
+
+    store = open_store(url)
+    campaign = store.create_campaign("c", {})
+    other = store.create_campaign("other", {})
+    store.record_intent(other.id, "other/x/seed1", {}, phase="validation", reserved_cost=9.0)
+    assert store.ledger_sums(campaign.id) == (0.0, 0.0)
+    rows = [store.record_intent(campaign.id, f"c/e{i}/seed1", {}, phase="validation", reserved_cost=0.25 * (i + 1))
+            for i in range(5)]
+    store.mark_submitted(rows[0].id, "h0")
+    store.mark_finished(rows[0].id, ExperimentStatus.SUCCEEDED, 0.125, {"objective": 0.5})
+    store.retry(rows[1].id, 2, 0.5, {"kind": "oom"})  # a failed attempt's cost stays charged while it is retried
+    store.mark_finished(rows[2].id, ExperimentStatus.CANCELLED, 0.0, None)
+    entries = [LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in store.experiments(campaign.id)]
+    want = ledger(entries)
+    spent, reserved = store.ledger_sums(campaign.id)
+    assert spent == pytest.approx(want.spent, abs=1e-12) and reserved == pytest.approx(want.reserved, abs=1e-12)
+    assert (want.spent, want.reserved) == (0.125 + 0.5, 0.5 + 1.0 + 1.25)
+
+
+def test_an_older_store_gets_its_plans_indexed_when_it_is_upgraded(tmp_path):
+    """A store at 0008 (before the planned index) is upgraded in place: its campaigns' plans
+    and revisions are indexed, so their next wake finds what is still to submit."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from rankwright.store.engine import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    command.upgrade(_alembic_config(engine), "0008")
+    with engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO campaigns (id, name, spec, status, created_at) "
+                          "VALUES (1, 'c', '{}', 'approved', '2026-01-01')")
+        c.exec_driver_sql("INSERT INTO plans (id, campaign_id, body, estimated_cost, created_at) VALUES "
+                          "(1, 1, '{\"experiments\": [{\"name\": \"baseline\", \"seed\": 1}]}', 1.0, '2026-01-01')")
+        c.exec_driver_sql("INSERT INTO revisions (campaign_id, number, phase, reason, body, created_at) VALUES "
+                          "(1, 1, 'combination', 'r', '{\"experiments\": [{\"name\": \"x\", \"seed\": 1}]}', "
+                          "'2026-01-01')")
+        c.exec_driver_sql("INSERT INTO experiments (campaign_id, idempotency_key, config, fidelity, seed, phase, "
+                          "status, executor_handle, reserved_cost, created_at, updated_at) VALUES (1, "
+                          "'c/baseline/seed1', '{}', 1.0, 1, 'validation', 'succeeded', 'h', 0.1, '2026-01-01', "
+                          "'2026-01-01')")
+    engine.dispose()
+    store = open_store(url)
+    assert [k for k, _, _ in store.unsubmitted(1)] == ["c/x/seed1"]  # the baseline ran before the upgrade
+    assert store.current_phase(1) == "combination" and not store.all_planned_ended(1)

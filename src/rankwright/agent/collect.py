@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from rankwright.agent.budget import BudgetPolicy, Ledger, LedgerEntry, can_reserve, ledger
+from rankwright.agent.budget import BudgetPolicy, Ledger, can_reserve
 from rankwright.agent.naming import work_dir
 from rankwright.agent.runbook import Runbook
 from rankwright.agent.triage import Diagnosis, Evidence, RoleKnob, Treatment, classify, treat
@@ -206,9 +206,8 @@ def collect_ended(store: Store, executor: Executor, target: Target, root: Path, 
         treatment = Treatment("give_up", f"{diagnosis.kind}: not retried (the campaign may not submit now)",
                               ends_as="failed")
     if treatment.action != "give_up":
-        rows = store.key_states(campaign_id)
-        others = ledger(LedgerEntry(s.reserved_cost, s.actual_cost, s.prior_cost)
-                        for k, s in rows.items() if k != key)
+        spent, reserved = store.ledger_sums(campaign_id)  # this run is still open: its prior and reservation
+        others = Ledger(spent - (e.prior_cost or 0.0), reserved - e.reserved_cost)
         spent_so_far = (e.prior_cost or 0.0) + cost
         ok, why = can_reserve(policy, Ledger(others.spent + spent_so_far, others.reserved), e.reserved_cost)
         if not ok:

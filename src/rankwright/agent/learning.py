@@ -67,8 +67,8 @@ def rank_for_campaign(spec: CampaignSpec, target: Target, store: Any, *, baselin
 
 def _approver(store: Any, campaign_id: int) -> str:
     """Who approved the campaign's plan: the author of what it learns."""
-    latest = store.latest_plan(campaign_id)
-    approval = store.approval_of(latest[0]) if latest else None
+    plan_id = store.latest_plan_id(campaign_id)
+    approval = store.approval_of(plan_id) if plan_id is not None else None
     return str(approval["approved_by"]) if approval else ""
 
 

@@ -8,12 +8,10 @@ import hashlib
 import re
 from pathlib import Path
 
+from rankwright.store.records import experiment_key  # noqa: F401  (the key format lives beside the store's index of it)
+
 BASELINE = "baseline"
 LOW = "@low"  # suffix of an arm run at the strategy's low fidelity
-
-
-def experiment_key(campaign: str, arm: str, seed: int) -> str:
-    return f"{campaign}/{arm}/seed{seed}"
 
 
 def split_key(campaign: str, key: str) -> tuple[str, int] | None:
@@ -32,6 +30,10 @@ def arm_name(name: str, low: bool) -> str:
 def base_name(arm: str) -> str:
     """The hypothesis (or combination, trial) an arm measures, without its fidelity."""
     return arm[: -len(LOW)] if arm.endswith(LOW) else arm
+
+
+def is_baseline(arm: str) -> bool:
+    return base_name(arm) == BASELINE
 
 
 def is_low(arm: str) -> bool:

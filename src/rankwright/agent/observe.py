@@ -21,9 +21,9 @@ def planned_experiments(plan: Mapping[str, Any], revisions: list[Any]) -> list[d
     return [*plan["experiments"], *(e for r in revisions for e in r.body.get("experiments", ()))]
 
 
-def _runs(store: Any, campaign: str, campaign_id: int, sign: float) -> dict[str, Run]:
+def _runs(store: Any, campaign: str, campaign_id: int, sign: float, records: Any = None) -> dict[str, Run]:
     out = {}
-    for e in store.experiments(campaign_id):
+    for e in store.experiments(campaign_id) if records is None else records:
         arm_seed = split_key(campaign, e.idempotency_key)
         if arm_seed is None:
             continue
@@ -84,6 +84,25 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     )
     state = _with_conflicts(state, target, spec)
     return with_ranking(state, store, spec, target, root, source) if rank else state
+
+
+def observe_arms(store: Any, spec: CampaignSpec, target: DescribedTarget, campaign_id: int, plan_id: int,
+                 arms: set[str]) -> CampaignState:
+    """These arms and the baselines as the learn step needs them, after a run of them ended:
+    their planned entries from the store's index and their experiments, however long the
+    campaign. Only what `learn` reads is filled in (no exploitation space, no ranking, no
+    revisions): decisions always observe the whole campaign."""
+    from rankwright.agent.naming import BASELINE, LOW
+
+    entries = store.planned_of_arms(campaign_id, sorted({*arms, BASELINE, BASELINE + LOW}))
+    records = store.experiments_by_keys(campaign_id, [f"{spec.name}/{p['name']}/seed{p['seed']}" for p in entries])
+    sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+    approved = (store.plan_section(plan_id, "strategy") or {}).get("low_fidelity")
+    return CampaignState(
+        name=spec.name, strategy=spec.strategy, low=low_fidelity(spec, target) if approved is None else dict(approved),
+        space={}, allowed_knobs=frozenset(), plannable=spec.budget.amount * spec.budget.pause_threshold,
+        round_size=spec.hypotheses.top_k, validation_seeds=spec.hypotheses.seeds, max_parallel=spec.max_parallel,
+        planned=tuple(entries), revisions=(), runs=_runs(store, spec.name, campaign_id, sign, records))
 
 
 def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path,

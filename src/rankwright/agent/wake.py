@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from rankwright.agent.access import allowed_roots, outside_writes
-from rankwright.agent.budget import BudgetAction, BudgetPolicy, LedgerEntry, can_reserve, check_thresholds, ledger
+from rankwright.agent.budget import BudgetAction, BudgetPolicy, Ledger, can_reserve, check_thresholds
 from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt, timed_out
 from rankwright.agent.runbook import load_runbook
-from rankwright.agent.naming import experiment_key, fidelity_share, work_dir
+from rankwright.agent.naming import fidelity_share, is_baseline, work_dir
 from rankwright.agent.spec import CampaignSpec, gpus_per_run
 from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thread_env
@@ -126,19 +126,27 @@ def _set_status(store: Store, campaign: Any, new: CampaignStatus) -> None:
 
 def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, root: Path,
          on_exit: tuple[str, ...] | None = None) -> WakeReport:
-    from rankwright.agent.observe import observe, planned_experiments
+    from rankwright.agent.observe import observe, observe_arms
 
     _arm_crash_timer()
     report = WakeReport()
     campaign = store.campaign(spec.name)
-    latest = None if campaign is None else store.latest_plan(campaign.id)
-    if campaign is None or latest is None or store.approval_of(latest[0]) is None:
+    plan_id = None if campaign is None else store.latest_plan_id(campaign.id)
+    if campaign is None or plan_id is None or store.approval_of(plan_id) is None:
         report.state = "waiting for approval"
         return report
-    plan_id, plan, _ = latest
-    revisions = store.revisions(campaign.id)
-    planned = planned_experiments(plan, revisions)
-    by_key = {experiment_key(spec.name, p["name"], p["seed"]): p for p in planned}
+    documents: list[Any] = []
+
+    def plan() -> Any:
+        """The approved plan's document, read only when the whole campaign is observed (it
+        lists every planned run; an idle or collecting wake reads the index instead)."""
+        if not documents:
+            documents.append(store.latest_plan(campaign.id)[1])
+        return documents[0]
+
+    # the planned entries a wake needs: those of its unfinished runs, then those it submits
+    unfinished = store.unfinished(campaign.id)
+    by_key = store.planned_entries(campaign.id, [e.idempotency_key for e in unfinished])
 
     seed_knob = target.role_paths().get("seed")
 
@@ -193,7 +201,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                              if x.status is ExperimentStatus.SUCCEEDED), default=0.0))
         return seen[0]
 
-    for e in store.unfinished(campaign.id):
+    collected_arms: set[str] = set()
+    for e in unfinished:
         key = e.idempotency_key
         handle = e.executor_handle or executor.find(attempt_key(key, e.attempt))
         if handle is None:
@@ -235,6 +244,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
             store.append_event(campaign.id, "attention", done.attention, phase=phase)
             report.reasons.append(done.attention)
         report.collected.append(done.message)
+        if key in by_key:
+            collected_arms.add(by_key[key]["name"])
     _crash_point("after_collect")
 
     # observe 3. prune exploitation trials that the median pruner rejects
@@ -244,24 +255,29 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     if trials and status.may_submit and spec.strategy.prune:
         from rankwright.agent.phases.exploitation import should_prune
 
-        observed = observe(store, spec, target, root, campaign.id, plan, rank=False)
+        observed = observe(store, spec, target, root, campaign.id, plan(), rank=False)
         for e, handle in trials:
             prune, why = should_prune(observed, by_key[e.idempotency_key]["name"])
             if prune:
                 executor.cancel(handle)  # collected as cancelled by the next wake, its compute charged
                 store.append_event(campaign.id, "prune", why)
 
-    # observe 4. learn: every finished comparison without an insight (from the store, not from this wake)
-    existing = store.key_states(campaign.id)
-    all_ended = all(k in existing and existing[k].status.is_terminal for k in by_key)
+    # observe 4. learn: every finished comparison without an insight (from the store, not from this
+    # wake). When everything planned has ended (a decision follows), over the whole campaign; after a
+    # run of a hypothesis ended, over its arm and the baseline (a wake killed before learning is made
+    # good by that whole-campaign pass, which comes before any decision)
+    all_ended = store.all_planned_ended(campaign.id)
     if report.collected or all_ended:
         from rankwright.agent.learning import learn
 
-        observed = observed or observe(store, spec, target, root, campaign.id, plan, rank=False)
-        learn(store, spec, target, observed)
+        if all_ended or observed is not None or any(is_baseline(arm) for arm in collected_arms):
+            observed = observed or observe(store, spec, target, root, campaign.id, plan(), rank=False)
+            learn(store, spec, target, observed)
+        else:
+            learn(store, spec, target, observe_arms(store, spec, target, campaign.id, plan_id, collected_arms))
 
-    # observe 5. budget
-    current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in existing.values())
+    # observe 5. budget (summed in the store: the ledger is derived, never kept)
+    current = Ledger(*store.ledger_sums(campaign.id))
     action, why = check_thresholds(policy, current)
     campaign = store.campaign(spec.name)
     status = parse_status(campaign.status)
@@ -311,14 +327,10 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
                 event=f"revision {number} ({decision.phase}, {decision.step}): {decision.reason}")
             _crash_point("after_revision")
             report.decisions.append(f"revision {revision.number} ({revision.phase}): {revision.reason}")
-            for entry in revision.body["experiments"]:
-                by_key[experiment_key(spec.name, entry["name"], entry["seed"])] = entry
 
-    # apply: submit what the plan and its revisions still miss, intent first
-    for key, entry in by_key.items():
-        known = existing.get(key)
-        if known is not None and (known.status is not ExperimentStatus.INTENT or known.executor_handle):
-            continue
+    # apply: submit what the plan and its revisions still miss (indexed with them), intent first
+    for key, entry, known in store.unsubmitted(campaign.id):
+        by_key[key] = entry
         ok, why = can_reserve(policy, current, entry["predicted_hours"])
         if not ok and known is None:
             report.reasons.append(why)
@@ -356,7 +368,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         store.append_event(campaign.id, "submit", f"{key}: submitted as {handle}", plan_id=plan_id)
         report.submitted.append(key)
     report.state = "running"
-    report.phase = report.phase or (revisions[-1].phase if revisions else "validation")
+    report.phase = report.phase or store.current_phase(campaign.id)
     return report
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,12 +81,37 @@ class Revision(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Experiment(Base):
-    __tablename__ = "experiments"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_experiments_idempotency_key"),)
+class PlannedExperiment(Base):
+    """One planned run, by key: the approved plan's experiments and each revision's, kept
+    beside their documents so that a wake finds what is not yet submitted, and whether
+    everything planned has ended, with one indexed query however long the campaign."""
+
+    __tablename__ = "planned_experiments"
+    __table_args__ = (UniqueConstraint("campaign_id", "key", name="uq_planned_campaign_key"),
+                      Index("ix_planned_campaign_arm", "campaign_id", "arm"),
+                      Index("ix_planned_campaign_state", "campaign_id", "state", "position"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    arm: Mapped[str] = mapped_column(String(200))
+    source: Mapped[int] = mapped_column(Integer)  # 0: the approved plan; n: revision n
+    position: Mapped[int] = mapped_column(BigInteger)  # plan order: the plan's entries, then each revision's
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # where its run is, kept with the experiment row in the same transactions: 0 not yet
+    # handed to an executor (no row, or an intent), 1 handed over, 2 ended
+    state: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_experiments_idempotency_key"),
+                      # a wake's reads, without a scan of a long campaign: its unfinished runs, its ledger
+                      Index("ix_experiments_campaign_status", "campaign_id", "status"),
+                      Index("ix_experiments_ledger", "campaign_id", "actual_cost", "prior_cost", "reserved_cost"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))  # indexed with status, below
     hypothesis_id: Mapped[int | None] = mapped_column(ForeignKey("hypotheses.id"), nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -8,6 +8,11 @@ from enum import Enum
 from typing import Any
 
 
+def experiment_key(campaign: str, arm: str, seed: int) -> str:
+    """The idempotency key of one run of an arm: the store indexes planned runs by it."""
+    return f"{campaign}/{arm}/seed{seed}"
+
+
 class ExperimentStatus(str, Enum):
     INTENT = "intent"  # row written, not yet known to the executor
     SUBMITTED = "submitted"

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, case, delete, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,7 +17,56 @@ from rankwright.finite_json import finite as _finite
 from rankwright.store.engine import StoreError, store_failure
 from rankwright.store.records import (CampaignRecord, EventRecord, ExperimentRecord, ExperimentState, ExperimentStatus,
                                       InsightRecord, LeaseRecord, RevisionRecord)
-from rankwright.store.records import ExecutorRunRecord
+from rankwright.store.records import ExecutorRunRecord, experiment_key
+
+REVISION_STRIDE = 10**7  # planned positions: plan entry i at i, revision n's entry i at n * stride + i
+PLANNED_OPEN, PLANNED_HANDED, PLANNED_ENDED = 0, 1, 2  # planned_experiments.state
+
+
+def planned_state(status: str, handle: str | None) -> int:
+    """Where a planned run is, from its experiment row's status and handle."""
+    if ExperimentStatus(status).is_terminal:
+        return PLANNED_ENDED
+    return PLANNED_OPEN if status == ExperimentStatus.INTENT.value and handle is None else PLANNED_HANDED
+
+
+def _mark_planned(s: Session, row: m.Experiment) -> None:
+    """Keep the planned index's state of a run with its experiment row (same transaction)."""
+    s.execute(update(m.PlannedExperiment).where(m.PlannedExperiment.campaign_id == row.campaign_id,
+                                                m.PlannedExperiment.key == row.idempotency_key)
+              .values(state=planned_state(row.status, row.executor_handle)))
+
+
+def planned_rows(campaign: str, entries: Any, source: int) -> list[dict[str, Any]]:
+    """The `planned_experiments` rows of a plan (source 0) or of revision `source`."""
+    return [{"key": experiment_key(campaign, e["name"], e["seed"]), "arm": e["name"], "source": source,
+             "position": source * REVISION_STRIDE + i, "entry": e} for i, e in enumerate(entries)]
+
+
+def put_planned(s: Session | Connection, campaign_id: int, rows: list[dict[str, Any]]) -> None:
+    """Add planned runs; a key planned before takes the later entry and keeps its place
+    (as a dict updated in plan order would)."""
+    table = m.PlannedExperiment.__table__
+    existing: set[str] = set()
+    keys = [r["key"] for r in rows]
+    for start in range(0, len(keys), 500):
+        existing |= set(s.scalars(select(m.PlannedExperiment.key).where(
+            m.PlannedExperiment.campaign_id == campaign_id, m.PlannedExperiment.key.in_(keys[start:start + 500]))))
+    fresh = [{"campaign_id": campaign_id, **r} for r in rows if r["key"] not in existing]
+    runs: dict[str, tuple[str, str | None]] = {}  # a key planned again, or indexed late: where its run is
+    for start in range(0, len(fresh), 500):
+        runs.update((key, (status, handle)) for key, status, handle in s.execute(
+            select(m.Experiment.idempotency_key, m.Experiment.status, m.Experiment.executor_handle)
+            .where(m.Experiment.idempotency_key.in_([r["key"] for r in fresh[start:start + 500]]))))
+    for r in fresh:
+        r["state"] = planned_state(*runs[r["key"]]) if r["key"] in runs else PLANNED_OPEN
+    for start in range(0, len(fresh), 2000):
+        s.execute(table.insert(), fresh[start:start + 2000])
+    for r in rows:
+        if r["key"] in existing:
+            s.execute(update(m.PlannedExperiment).where(m.PlannedExperiment.campaign_id == campaign_id,
+                                                        m.PlannedExperiment.key == r["key"])
+                      .values(entry=r["entry"], source=r["source"], arm=r["arm"]))
 
 
 def _utc(value: datetime) -> datetime:
@@ -108,11 +157,28 @@ class Store:
 
     # ------------------------------------------------------ plans, approvals
     def record_plan(self, campaign_id: int, body: dict[str, Any], estimated_cost: float) -> int:
+        """The newest plan replaces the older plans' runs in the index of planned runs (a
+        revision's runs stay: revisions come after the approved plan)."""
         with self.session() as s:
             row = m.Plan(campaign_id=campaign_id, body=body, estimated_cost=estimated_cost)
             s.add(row)
             s.flush()
+            s.execute(delete(m.PlannedExperiment).where(m.PlannedExperiment.campaign_id == campaign_id,
+                                                        m.PlannedExperiment.source == 0))
+            name = s.get_one(m.Campaign, campaign_id).name
+            put_planned(s, campaign_id, planned_rows(name, body.get("experiments", ()), 0))
             return row.id
+
+    def latest_plan_id(self, campaign_id: int) -> int | None:
+        """The newest plan's id, without its document (which lists every planned run)."""
+        with self.session() as s:
+            return s.scalars(select(m.Plan.id).where(m.Plan.campaign_id == campaign_id)
+                             .order_by(m.Plan.id.desc()).limit(1)).one_or_none()
+
+    def plan_section(self, plan_id: int, section: str) -> Any:
+        """One top-level section of a plan's document, read in the database."""
+        with self.session() as s:
+            return s.execute(select(m.Plan.body[section]).where(m.Plan.id == plan_id)).scalar_one_or_none()
 
     def latest_plan(self, campaign_id: int) -> tuple[int, dict[str, Any], float] | None:
         with self.session() as s:
@@ -150,6 +216,9 @@ class Store:
             with self.session() as s:
                 row = m.Revision(campaign_id=campaign_id, number=number, phase=phase, reason=reason, body=body)
                 s.add(row)
+                s.flush()
+                put_planned(s, campaign_id, planned_rows(s.get_one(m.Campaign, campaign_id).name,
+                                                         body.get("experiments", ()), number))
                 if event is not None:
                     s.add(m.Event(campaign_id=campaign_id, kind="decide", message=event, data={"revision": number}))
                 s.flush()
@@ -161,6 +230,63 @@ class Store:
         if not stored:
             raise StoreError(f"revision {number} of campaign {campaign_id} could not be written")
         return stored[0]
+
+    def current_phase(self, campaign_id: int) -> str:
+        """The phase of the newest revision (validation before the first)."""
+        with self.session() as s:
+            phase = s.scalars(select(m.Revision.phase).where(m.Revision.campaign_id == campaign_id)
+                              .order_by(m.Revision.number.desc()).limit(1)).one_or_none()
+            return phase or "validation"
+
+    # --------------------------------------------------- planned experiments
+    def planned_entries(self, campaign_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Key -> planned entry, for just these keys."""
+        out: dict[str, dict[str, Any]] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), 500):
+                out.update((key, entry) for key, entry in s.execute(
+                    select(m.PlannedExperiment.key, m.PlannedExperiment.entry).where(
+                        m.PlannedExperiment.campaign_id == campaign_id,
+                        m.PlannedExperiment.key.in_(keys[start:start + 500]))))
+        return out
+
+    def planned_of_arms(self, campaign_id: int, arms: list[str]) -> list[dict[str, Any]]:
+        """The planned entries of these arms, in plan order."""
+        p = m.PlannedExperiment
+        with self.session() as s:
+            return list(s.scalars(select(p.entry).where(p.campaign_id == campaign_id, p.arm.in_(arms))
+                                  .order_by(p.position)))
+
+    def unsubmitted(self, campaign_id: int) -> list[tuple[str, dict[str, Any], ExperimentState | None]]:
+        """Planned runs not yet handed to an executor, in plan order: no experiment row yet,
+        or an intent without a handle. (key, entry, its row's state or None)."""
+        p, e = m.PlannedExperiment, m.Experiment
+        query = (select(p.key, p.entry, e.id, e.status, e.executor_handle, e.reserved_cost, e.actual_cost, e.attempt,
+                        e.prior_cost)
+                 .outerjoin(e, e.idempotency_key == p.key)
+                 .where(p.campaign_id == campaign_id, p.state == PLANNED_OPEN).order_by(p.position))
+        with self.session() as s:
+            return [(key, entry, None if id is None else ExperimentState(
+                        id, ExperimentStatus(status), handle, reserved, actual, attempt, prior))
+                    for key, entry, id, status, handle, reserved, actual, attempt, prior in s.execute(query)]
+
+    def all_planned_ended(self, campaign_id: int) -> bool:
+        """Whether every planned run has ended (true of a plan with none)."""
+        p = m.PlannedExperiment
+        with self.session() as s:
+            return s.scalar(select(p.id).where(p.campaign_id == campaign_id, p.state < PLANNED_ENDED).limit(1)) is None
+
+    def ledger_sums(self, campaign_id: int) -> tuple[float, float]:
+        """(spent, reserved) over every experiment, summed in the database: the budget
+        ledger's two numbers (see `agent.budget.ledger`), without reading the rows."""
+        e = m.Experiment
+        settled = e.actual_cost.is_not(None)
+        spent = case((settled, e.actual_cost), else_=func.coalesce(e.prior_cost, 0.0))
+        reserved = case((settled, 0.0), else_=e.reserved_cost)
+        with self.session() as s:
+            got = s.execute(select(func.coalesce(func.sum(spent), 0.0), func.coalesce(func.sum(reserved), 0.0))
+                            .where(e.campaign_id == campaign_id)).one()
+            return float(got[0]), float(got[1])
 
     def revisions(self, campaign_id: int) -> list[RevisionRecord]:
         with self.session() as s:
@@ -193,6 +319,7 @@ class Store:
             row = s.get_one(m.Experiment, experiment_id)
             if row.status == ExperimentStatus.INTENT.value:
                 row.status, row.executor_handle = ExperimentStatus.SUBMITTED.value, handle
+                _mark_planned(s, row)
             elif row.executor_handle != handle:
                 raise StoreError(f"experiment {experiment_id} already has handle {row.executor_handle!r}")
             return _experiment(row)
@@ -209,6 +336,7 @@ class Store:
             row = s.get_one(m.Experiment, experiment_id)
             if not ExperimentStatus(row.status).is_terminal:
                 row.status, row.actual_cost = status.value, (row.prior_cost or 0.0) + actual_cost
+                _mark_planned(s, row)
                 row.metrics = _finite(metrics)  # NaN is not JSON (PostgreSQL refuses it): an undefined metric is null
                 if failure is not None:
                     row.failure = _finite(failure)
@@ -228,6 +356,7 @@ class Store:
             if config is not None:
                 row.config = config
             row.status, row.executor_handle, row.actual_cost, row.metrics = ExperimentStatus.INTENT.value, None, None, None
+            _mark_planned(s, row)
             return _experiment(row)
 
     def note_failure(self, experiment_id: int, failure: dict[str, Any]) -> None:
@@ -245,10 +374,10 @@ class Store:
 
     def unfinished(self, campaign_id: int) -> list[ExperimentRecord]:
         """Experiments not yet settled: what a wake reconciles (few, however long the history)."""
-        terminal = [st.value for st in ExperimentStatus if st.is_terminal]
+        open_ = [st.value for st in ExperimentStatus if not st.is_terminal]  # an index lookup, not a scan
         with self.session() as s:
             rows = s.scalars(select(m.Experiment).where(m.Experiment.campaign_id == campaign_id,
-                                                        m.Experiment.status.not_in(terminal)).order_by(m.Experiment.id))
+                                                        m.Experiment.status.in_(open_)).order_by(m.Experiment.id))
             return [_experiment(r) for r in rows]
 
     def experiments_by_keys(self, campaign_id: int, keys: list[str]) -> list[ExperimentRecord]:
