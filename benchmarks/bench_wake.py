@@ -36,7 +36,7 @@ from pathlib import Path
 from dataclasses import replace
 
 import yaml
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_FLIGHT = 10  # 3 are released for collect steps, 4 for the event-woken agent, 3 for the timer
@@ -60,7 +60,7 @@ def build(workdir: Path, url: str, n: int) -> dict:
     """A campaign of n planned experiments: n - IN_FLIGHT finished, the rest not yet submitted."""
     from rankwright.agent.planning import make_plan, plan_document
     from rankwright.agent.spec import load_campaign
-    from rankwright.agent.wake import experiment_key
+    from rankwright.agent.naming import experiment_key
     from rankwright.executors import LocalExecutor
     from rankwright.executors import _files as F
     from rankwright.store import models as m
@@ -131,6 +131,9 @@ def build(workdir: Path, url: str, n: int) -> dict:
                 s.execute(insert(m.Experiment), rows[start:start + 2000])
             for start in range(0, len(events), 4000):
                 s.execute(insert(m.Event), events[start:start + 4000])
+            # the rows above bypass the store's API: mark their planned runs ended, as mark_finished would
+            s.execute(update(m.PlannedExperiment).where(m.PlannedExperiment.campaign_id == campaign.id,
+                                                        m.PlannedExperiment.position < n - IN_FLIGHT).values(state=2))
         store.engine.dispose()
         for p in planned[n - IN_FLIGHT:]:
             (holds / str(p.changes.get("x", 0))).touch()  # the last runs stay in flight until released
@@ -216,7 +219,7 @@ def _proc_cpu_rss(pid: int) -> tuple[float, float]:
 
 def run_latency(built: dict, env: dict, cwd: Path, url: str, watch: bool, interval: float, release: list[int]) -> dict:
     """Release in-flight runs one at a time under a staying-up `run`; time each collection."""
-    from rankwright.agent.wake import experiment_key
+    from rankwright.agent.naming import experiment_key
     from rankwright.store import open_store
     from rankwright.executors import LocalExecutor
     from rankwright.executors import _files as F

@@ -9,7 +9,7 @@ import json
 import yaml
 from typer.testing import CliRunner
 
-from rankwright.agent.wake import experiment_key
+from rankwright.agent.naming import experiment_key
 from rankwright.cli.main import app
 from rankwright.hypotheses.insights import load_all, seeded_effect
 from rankwright.store import open_store

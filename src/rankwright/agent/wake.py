@@ -330,6 +330,8 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
 
     # apply: submit what the plan and its revisions still miss (indexed with them), intent first
     for key, entry, known in store.unsubmitted(campaign.id):
+        if known is not None and (known.status is not ExperimentStatus.INTENT or known.executor_handle):
+            continue  # the index says open, the row says handed over: the row is the truth
         by_key[key] = entry
         ok, why = can_reserve(policy, current, entry["predicted_hours"])
         if not ok and known is None:
