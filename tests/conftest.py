@@ -89,8 +89,17 @@ def ray_engine(request):
 
 @pytest.fixture(params=["slurm", "ray"])
 def cluster_engine(request):
-    """Each real cluster engine in turn."""
-    return request.getfixturevalue(f"{request.param}_engine")
+    """Each real cluster engine in turn, answering: a test after an outage test waits for the
+    engine to take work again (Ray's job server comes back after its head)."""
+    import time
+
+    from cluster_engines import answers
+
+    engine = request.getfixturevalue(f"{request.param}_engine")
+    deadline = time.time() + 120
+    while not answers(engine) and time.time() < deadline:
+        time.sleep(1.0)
+    return engine
 
 
 

@@ -66,6 +66,11 @@ def test_the_fuxictr_example_reaches_its_knobs_by_role_and_runs_in_its_own_envir
     assert {"learning_rate", "net_dropout", "embedding_regularizer", "embedding_dim"} <= set(space)
     assert space["embedding_regularizer"].low < 0.05 < space["embedding_regularizer"].high  # around the baseline
     monkeypatch.chdir(tmp_path)  # the knowledge base's techniques, translated to FuxiCTR's knobs
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    from rankwright.cli import research
+
+    # the console was made when the module was first imported, maybe at another width than COLUMNS below
+    monkeypatch.setattr(research.console, "_width", 200)
     shown = CliRunner().invoke(app, ["hypotheses", str(FUXICTR.parents[1] / "campaigns" / "fuxictr_frappe.yaml")],
                                env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output

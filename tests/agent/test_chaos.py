@@ -144,7 +144,9 @@ def _thirty_kills(path, store):
     points = ["after_collect", "in_decide", "after_revision", "after_intent", "after_submit"]
     kills, landed = 0, {}
     for i in range(300):  # every wake is sent to die: at a crash point (if it gets there) or at a random time
-        if kills >= 30 or store.campaign("chaos").status == "finished":
+        # at least 30 kills, and at every point: a slow engine (Ray's job start, a loaded machine) makes
+        # decisions rarer per wake, so reaching the decision points may take more than 30 kills
+        if (kills >= 30 and set(landed) >= {*points, "random time"}) or store.campaign("chaos").status == "finished":
             break
         point = (points + [None])[i % (len(points) + 1)]
         proc = _wake(path, crash_at=point, after_s=None if point else rng.uniform(0.0, 0.5))
@@ -152,7 +154,7 @@ def _thirty_kills(path, store):
             kills += 1
             landed[point or "random time"] = landed.get(point or "random time", 0) + 1
         time.sleep(0.2)  # runs make progress between wakes
-    assert kills == 30, f"only {kills} kills landed before the campaign finished: {landed}"
+    assert kills >= 30, f"only {kills} kills landed before the campaign finished: {landed}"
     assert set(landed) == {*points, "random time"}, landed  # every crash point was hit
 
 
