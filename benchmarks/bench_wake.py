@@ -378,8 +378,9 @@ def render(results: list[dict]) -> str:
             lines.append(f"{r['store']}, {r['experiments']:,} experiments: event wake is {ratio:.1f}x faster than "
                          f"a {r['run_timer']['interval_s']:g} s timer (median latency).")
     lines += ["", "The wake step is reconcile, collect, ledger, decide and submit; reading the spec is parsing and "
-              "validating the campaign YAML, which with the plain policy lists every planned change (so it grows "
-              "with the plan); the process column is a whole `python -m rankwright wake` as cron or a run's "
+              "validating the campaign YAML (it names one change; the plan's runs are in the store, as a long "
+              "campaign's revisions are); each step runs in a fresh process, as a wake does, so it includes the "
+              "store's first connection and the first use of each query; the process column is a whole `python -m rankwright wake` as cron or a run's "
               "wrapper starts it.", "", "Reproduce: `.venv/bin/python benchmarks/bench_wake.py` (PostgreSQL through `.ci/postgres.sh`)."]
     return "\n".join(lines) + "\n"
 
