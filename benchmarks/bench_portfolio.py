@@ -90,7 +90,7 @@ def write_specs(work: Path) -> Path:
 
 
 def rankwright(work: Path, *args: str, timeout: float = 3600) -> str:
-    env = {**os.environ, "RANKWRIGHT_DB": f"sqlite:///{work / 'team.db'}", "RANKWRIGHT_LLM_PROVIDER": ""}
+    env = {**os.environ, "RANKWRIGHT_DB": f"sqlite:///{work / '.rankwright' / 'team.db'}", "RANKWRIGHT_LLM_PROVIDER": ""}
     done = subprocess.run([sys.executable, "-m", "rankwright", *args], cwd=work, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if done.returncode != 0:
@@ -141,7 +141,7 @@ def main() -> None:
     rankwright(work, "portfolio", "run", str(team), "--detach")
     samples = []
     sys.path.insert(0, str(ROOT / "src"))
-    os.environ["RANKWRIGHT_DB"] = f"sqlite:///{work / 'team.db'}"
+    os.environ["RANKWRIGHT_DB"] = f"sqlite:///{work / '.rankwright' / 'team.db'}"
     from rankwright.store import open_store
 
     store = open_store()

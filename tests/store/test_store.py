@@ -206,7 +206,8 @@ def test_the_planned_index_follows_the_plan_and_its_revisions_in_order(url):
     campaign = store.create_campaign("c", {})
     store.record_plan(campaign.id, {"experiments": [_entry("old", 1)]}, 1.0)  # re-planned before approval
     plan = {"experiments": [_entry("baseline", 1), _entry("baseline", 2), _entry("a", 1)]}
-    store.record_plan(campaign.id, plan, 1.0)
+    store.record_plan(campaign.id, {**plan, "strategy": {"rounds": 2}}, 1.0)
+    assert store.plan_strategy(store.latest_plan_id(campaign.id)) == {"rounds": 2}
     store.record_revision(campaign.id, 1, "validation", "more", {"experiments": [_entry("b", 1), _entry("a", 1, 0.5)]})
     expected = {experiment_key("c", p["name"], p["seed"]): p
                 for p in planned_experiments(store.latest_plan(campaign.id)[1], store.revisions(campaign.id))}
@@ -265,7 +266,8 @@ def test_an_older_store_gets_its_plans_indexed_when_it_is_upgraded(tmp_path):
         c.exec_driver_sql("INSERT INTO campaigns (id, name, spec, status, created_at) "
                           "VALUES (1, 'c', '{}', 'approved', '2026-01-01')")
         c.exec_driver_sql("INSERT INTO plans (id, campaign_id, body, estimated_cost, created_at) VALUES "
-                          "(1, 1, '{\"experiments\": [{\"name\": \"baseline\", \"seed\": 1}]}', 1.0, '2026-01-01')")
+                          "(1, 1, '{\"experiments\": [{\"name\": \"baseline\", \"seed\": 1}], "
+                          "\"strategy\": {\"low_fidelity\": {\"x\": 1}}}', 1.0, '2026-01-01')")
         c.exec_driver_sql("INSERT INTO revisions (campaign_id, number, phase, reason, body, created_at) VALUES "
                           "(1, 1, 'combination', 'r', '{\"experiments\": [{\"name\": \"x\", \"seed\": 1}]}', "
                           "'2026-01-01')")
@@ -277,3 +279,4 @@ def test_an_older_store_gets_its_plans_indexed_when_it_is_upgraded(tmp_path):
     store = open_store(url)
     assert [k for k, _, _ in store.unsubmitted(1)] == ["c/x/seed1"]  # the baseline ran before the upgrade
     assert store.current_phase(1) == "combination" and not store.all_planned_ended(1)
+    assert store.plan_strategy(1) == {"low_fidelity": {"x": 1}}  # moved beside the document

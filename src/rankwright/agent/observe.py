@@ -97,7 +97,7 @@ def observe_arms(store: Any, spec: CampaignSpec, target: DescribedTarget, campai
     entries = store.planned_of_arms(campaign_id, sorted({*arms, BASELINE, BASELINE + LOW}))
     records = store.experiments_by_keys(campaign_id, [f"{spec.name}/{p['name']}/seed{p['seed']}" for p in entries])
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
-    approved = (store.plan_section(plan_id, "strategy") or {}).get("low_fidelity")
+    approved = (store.plan_strategy(plan_id) or {}).get("low_fidelity")
     return CampaignState(
         name=spec.name, strategy=spec.strategy, low=low_fidelity(spec, target) if approved is None else dict(approved),
         space={}, allowed_knobs=frozenset(), plannable=spec.budget.amount * spec.budget.pause_threshold,

@@ -35,6 +35,8 @@ class Plan(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the approved strategy, beside the document: a wake reads it without parsing every planned run
+    strategy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     estimated_cost: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -160,7 +160,8 @@ class Store:
         """The newest plan replaces the older plans' runs in the index of planned runs (a
         revision's runs stay: revisions come after the approved plan)."""
         with self.session() as s:
-            row = m.Plan(campaign_id=campaign_id, body=body, estimated_cost=estimated_cost)
+            row = m.Plan(campaign_id=campaign_id, body=body, estimated_cost=estimated_cost,
+                         strategy=body.get("strategy"))
             s.add(row)
             s.flush()
             s.execute(delete(m.PlannedExperiment).where(m.PlannedExperiment.campaign_id == campaign_id,
@@ -175,10 +176,11 @@ class Store:
             return s.scalars(select(m.Plan.id).where(m.Plan.campaign_id == campaign_id)
                              .order_by(m.Plan.id.desc()).limit(1)).one_or_none()
 
-    def plan_section(self, plan_id: int, section: str) -> Any:
-        """One top-level section of a plan's document, read in the database."""
+    def plan_strategy(self, plan_id: int) -> dict[str, Any] | None:
+        """The strategy section of a plan's document, kept in a column of its own (the
+        document lists every planned run: a long campaign's is megabytes of JSON)."""
         with self.session() as s:
-            return s.execute(select(m.Plan.body[section]).where(m.Plan.id == plan_id)).scalar_one_or_none()
+            return s.scalar(select(m.Plan.strategy).where(m.Plan.id == plan_id))
 
     def latest_plan(self, campaign_id: int) -> tuple[int, dict[str, Any], float] | None:
         with self.session() as s:

@@ -1,7 +1,8 @@
 """Planned experiments: every run the approved plan and its revisions planned, by key, with
 where its run is, so that a wake finds what is not yet submitted, and whether everything
 planned has ended, with indexed queries instead of reading every plan document and
-experiment; and indexes for a wake's other reads (unfinished runs, the ledger's sums).
+experiment; indexes for a wake's other reads (unfinished runs, the ledger's sums); and the
+plan's strategy in a column of its own.
 
 Existing campaigns are indexed from their newest plan and their revisions.
 
@@ -40,10 +41,14 @@ def upgrade() -> None:
     op.create_index('ix_experiments_campaign_status', 'experiments', ['campaign_id', 'status'])
     op.create_index('ix_experiments_ledger', 'experiments', ['campaign_id', 'actual_cost', 'prior_cost',
                                                              'reserved_cost'])
+    with op.batch_alter_table('plans', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('strategy', sa.JSON(), nullable=True))
     from rankwright.store import models as m
     from rankwright.store.store import planned_rows, put_planned
 
     session = op.get_bind()  # a connection: the store's helpers take one as well as a session
+    for plan_id, plan_body in session.execute(sa.select(m.Plan.id, m.Plan.body)).all():
+        session.execute(sa.update(m.Plan).where(m.Plan.id == plan_id).values(strategy=plan_body.get("strategy")))
     for campaign_id, name in session.execute(sa.select(m.Campaign.id, m.Campaign.name)).all():
         body = session.scalars(sa.select(m.Plan.body).where(m.Plan.campaign_id == campaign_id)
                                .order_by(m.Plan.id.desc()).limit(1)).one_or_none()
@@ -56,6 +61,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('plans', schema=None) as batch_op:
+        batch_op.drop_column('strategy')
     op.drop_index('ix_experiments_ledger', table_name='experiments')
     op.drop_index('ix_experiments_campaign_status', table_name='experiments')
     op.create_index('ix_experiments_campaign_id', 'experiments', ['campaign_id'])
