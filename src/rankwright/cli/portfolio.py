@@ -238,7 +238,7 @@ def status(path: Path) -> None:
         current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost) for e in experiments)
         spent_all += current.spent
         revisions = store.revisions(campaign.id)
-        flying = sum(1 for e in experiments if not e.status.is_terminal)
+        flying = sum(1 for e in experiments if e.status.value in ("submitted", "running"))  # not queued intents
         table.add_row(name, campaign.status, revisions[-1].phase if revisions else "validation",
                       f"{current.spent:.3g}/{campaign.spec['budget']['amount']:.3g}",
                       f"{flying}/{quota.get(name, 0)}", _best(name, experiments, campaign.spec))

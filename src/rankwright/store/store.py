@@ -134,13 +134,13 @@ class Store:
 
         with self.session() as s:
             counts = dict(s.execute(select(m.Experiment.campaign_id, func.count())
-                                    .group_by(m.Experiment.campaign_id)).tuples().all())
+                                    .group_by(m.Experiment.campaign_id)).all())
             spent = dict(s.execute(select(m.Experiment.campaign_id,
                                           func.coalesce(func.sum(m.Experiment.actual_cost), 0.0))
-                                   .group_by(m.Experiment.campaign_id)).tuples().all())
+                                   .group_by(m.Experiment.campaign_id)).all())
             flying = dict(s.execute(select(m.Experiment.campaign_id, func.count())
                                     .where(m.Experiment.status.in_(("submitted", "running")))
-                                    .group_by(m.Experiment.campaign_id)).tuples().all())
+                                    .group_by(m.Experiment.campaign_id)).all())
             return [{"name": c.name, "status": c.status, "experiments": counts.get(c.id, 0),
                      "spent": float(spent.get(c.id, 0.0)), "in_flight": int(flying.get(c.id, 0)),
                      "portfolio": (c.spec or {}).get("portfolio"), "created_at": _utc(c.created_at)}
