@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,11 @@ import pytest
 # Two threads, as on CI: results are only bit-reproducible across processes with the same
 # thread count, and the resume test compares two processes.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and the agents
+# the tests start would inherit that and ignore the Ctrl-C a test sends them: restore it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -98,10 +98,12 @@ def _phased_campaign(folder, monkeypatch, budget=None, strategy=None, executor=N
     return path
 
 
-def _wake(path, crash_at=None, after_s=None):
+def _wake(path, crash_at=None, after_s=None, crash_log=None):
     env = {**os.environ, "RANKWRIGHT_WAKE_ON_EXIT": "0"}  # only the test's wakes act (and die)
     if crash_at:
         env["RANKWRIGHT_CRASH_AT"] = crash_at
+    if crash_log:
+        env["RANKWRIGHT_CRASH_LOG"] = str(crash_log)
     if after_s is not None:
         env["RANKWRIGHT_CRASH_AFTER_S"] = f"{after_s:.3f}"
     return subprocess.Popen([sys.executable, "-m", "rankwright", "wake", str(path)], env=env,
@@ -140,29 +142,57 @@ def _calm_outcome(tmp_path, monkeypatch):
 
 
 def _thirty_kills(path, store):
+    """At least 30 SIGKILLs, with every crash point and a random time among them. A point
+    inside a decision (`in_decide`, `after_revision`) is only reached by the one wake that
+    decides, and which wake that is depends on the engine's speed: so while some points have
+    not been hit, every wake carries all of those (it dies at the first it reaches, and says
+    which in the crash log); then the wakes rotate over the points and random times."""
     rng = random.Random(20261201)
     points = ["after_collect", "in_decide", "after_revision", "after_intent", "after_submit"]
+    crash_log = path.parent / "crashes.log"
     kills, landed = 0, {}
-    for i in range(300):  # every wake is sent to die: at a crash point (if it gets there) or at a random time
-        # at least 30 kills, and at every point: a slow engine (Ray's job start, a loaded machine) makes
-        # decisions rarer per wake, so reaching the decision points may take more than 30 kills
+    for i in range(400):
         if (kills >= 30 and set(landed) >= {*points, "random time"}) or store.campaign("chaos").status == "finished":
             break
-        point = (points + [None])[i % (len(points) + 1)]
-        proc = _wake(path, crash_at=point, after_s=None if point else rng.uniform(0.0, 0.5))
+        missing = [p for p in points if p not in landed]
+        if missing and ("random time" in landed or i % 3):
+            point, after_s = ",".join(missing), None
+        elif missing:  # and no random-time kill yet
+            point, after_s = None, rng.uniform(0.0, 0.5)
+        else:
+            point = (points + [None])[i % (len(points) + 1)]
+            after_s = None if point else rng.uniform(0.0, 0.5)
+        before = crash_log.read_text().split() if crash_log.exists() else []
+        proc = _wake(path, crash_at=point, after_s=after_s, crash_log=crash_log)
         if proc.wait(timeout=120) == -signal.SIGKILL:
             kills += 1
-            landed[point or "random time"] = landed.get(point or "random time", 0) + 1
+            now = crash_log.read_text().split() if crash_log.exists() else []
+            where = now[-1] if len(now) > len(before) else "random time"
+            landed[where] = landed.get(where, 0) + 1
         time.sleep(0.2)  # runs make progress between wakes
     assert kills >= 30, f"only {kills} kills landed before the campaign finished: {landed}"
     assert set(landed) == {*points, "random time"}, landed  # every crash point was hit
+
+
+def _engine_runs(store, key):
+    """What the executor's records say of every attempt of `key` (to explain a failure)."""
+    from sqlalchemy import select
+
+    from rankwright.store.models import ExecutorRun
+
+    with store.session() as s:
+        rows = s.scalars(select(ExecutorRun).where(ExecutorRun.key.startswith(key))).all()
+        return [(r.handle, r.job_id, r.claimed_at, r.started_at, r.heartbeat_at, r.ended_at, r.exit_code,
+                 r.cancel_requested) for r in rows]
 
 
 def _exact(store, ran_log):
     experiments = store.experiments(store.campaign("chaos").id)
     assert all(e.status is ExperimentStatus.SUCCEEDED and e.metrics for e in experiments)
     ran = ran_log.read_text().split()
-    assert len(ran) == len(set(ran)) == len(experiments), "a run was launched twice or lost"
+    retried = [(e.idempotency_key, e.attempt, e.failure, _engine_runs(store, e.idempotency_key))
+               for e in experiments if e.attempt > 1]
+    assert len(ran) == len(set(ran)) == len(experiments), f"a run was launched twice or lost: retried {retried}"
     current = ledger(LedgerEntry(e.reserved_cost, e.actual_cost) for e in experiments)
     assert current.reserved == 0
     assert current.spent == pytest.approx(sum(e.actual_cost for e in experiments))

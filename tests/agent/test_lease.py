@@ -116,3 +116,28 @@ def test_wake_waits_for_an_agent_on_another_machine_and_status_names_it(tmp_path
     assert "another agent (other-host:4242:abcd) is acting on this campaign" in " ".join(woke.output.split())
     assert woke.exit_code == 2 and "no approved plan" in woke.output  # then acted (and found nothing approved)
     assert store.lease("campaign:team") is None  # and gave the lease up
+
+
+def test_a_lease_an_outage_kept_from_being_released_does_not_block_this_process(url, monkeypatch):
+    """`rankwright run` takes a lease per wake step: when the store was down as a step gave
+    its lease up, the next step replaces that lease at once, not after its expiry."""
+    store = open_store(url)
+    first = Lease(store, "campaign:c", ttl_s=3600)
+    first.acquire()
+
+    def down(*args, **kwargs):
+        raise OSError("the store is down")
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "release_lease", down)
+        first.release()
+    assert store.lease("campaign:c").owner == first.owner  # still there: the release failed
+    started = time.monotonic()
+    with Lease(store, "campaign:c", wait_s=5) as second:
+        assert second.record.token == 2
+    assert time.monotonic() - started < 2  # not the hour the unreleased lease had left
+    other = Lease(open_store(url), "campaign:c", ttl_s=3600)
+    other.acquire()  # a live holder that released nothing is still waited for
+    with pytest.raises(LeaseHeld):
+        Lease(store, "campaign:c", wait_s=0.3).acquire()
+    other.release()

@@ -27,6 +27,9 @@ from rankwright.store.records import LeaseRecord
 
 TTL_S = 60.0  # how long a lease outlives its last renewal
 POLL_S = (0.05, 2.0)  # first and longest wait between tries for a held lease
+# Leases this process gave up but could not delete (the store was down at the time): its
+# next lease of the same name replaces them instead of waiting out their expiry.
+_UNRELEASED: set[str] = set()
 
 
 def lease_ttl_s() -> float:
@@ -88,12 +91,15 @@ class Lease:
         while True:
             record = self.store.try_lease(self.name, self.owner, self.ttl_s, self.clock(), replacing=dead)
             if record is not None:
+                _UNRELEASED.discard(dead or "")
                 self.record = record
                 return record
             holder = self.store.lease(self.name)
-            dead = holder.owner if holder is not None and died_here(holder.owner) else None
+            dead = holder.owner if holder is not None and (holder.owner in _UNRELEASED
+                                                           or died_here(holder.owner)) else None
             if dead is not None:
-                continue  # its holder was killed on this machine: no need to wait for the expiry
+                continue  # its holder was killed on this machine, or is this process's own
+                # lease that an outage kept from being released: no need to wait for the expiry
             if holder is not None and not told and self.on_wait is not None:
                 self.on_wait(holder)
                 told = True
@@ -124,8 +130,8 @@ class Lease:
             try:
                 if not self.store.release_lease(self.name, self.owner):
                     self.lost = True
-            except Exception:  # noqa: BLE001 - unreleased, it expires by itself
-                pass
+            except Exception:  # noqa: BLE001 - unreleased, it expires by itself (or this process replaces it)
+                _UNRELEASED.add(self.owner)
             self.record = None
 
     def _renew_loop(self) -> None:

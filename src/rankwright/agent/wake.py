@@ -47,8 +47,13 @@ class WakeReport:
 def _crash_point(name: str) -> None:
     """Fault injection for the chaos test: `RANKWRIGHT_CRASH_AT=after_submit` kills this
     process at that point, the way a power cut would (no cleanup, no atexit). A list
-    (`after_collect,in_decide`) kills at the first of them reached."""
+    (`after_collect,in_decide`) kills at the first of them reached, which is appended to the
+    file `RANKWRIGHT_CRASH_LOG` names (if set) first."""
     if name in os.environ.get("RANKWRIGHT_CRASH_AT", "").split(","):
+        log = os.environ.get("RANKWRIGHT_CRASH_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(name + "\n")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
