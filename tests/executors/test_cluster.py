@@ -256,3 +256,46 @@ def test_files_travel_one_way_each_and_a_new_attempt_starts_from_its_inputs(tmp_
     unpack_files({"result.json": pack_files(node)["result.json"]}, agent, remember=True)
     assert (agent / "result.json").read_text() == '{"loss": 1}'
     assert set(pack_files(agent, inputs_only=True)) == {"config.yaml"}  # the next attempt's inputs
+
+
+class _Scheduler:
+    """No engine needed: a scheduler whose answer comes while a short run starts and ends
+    (the wrapper reporting to the store between the agent's read and that answer)."""
+
+    def __init__(self, store, reports):
+        from rankwright.executors.cluster import ClusterExecutor
+
+        class Fake(ClusterExecutor):
+            engine = "fake"
+
+            def _launch(self, handle, claim, spec):
+                return f"job-{handle}"
+
+            def _find_job(self, handle, claim):
+                return None
+
+            def _job_state(self, job_id):
+                handle = job_id.removeprefix("job-")
+                if reports:
+                    now = time.time()
+                    store.update_executor_run(handle, started_at=now, heartbeat_at=now)
+                    store.update_executor_run(handle, ended_at=now + 0.3, exit_code=0)
+                return "ended"
+
+            def _cancel_job(self, job_id):
+                pass
+
+        self.executor = Fake(store, 2, scope="c/")
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["ran-meanwhile", "never-ran"])
+def test_a_run_that_ends_while_the_scheduler_is_asked_is_not_lost(tmp_path, reports):
+    """The agent reads the record (not started), asks the scheduler, and a 0.3 s run starts
+    and ends before the answer (the job: ended). That is the run's success, not a lost run
+    to try again (which ran it twice); a job that ended with nothing recorded is lost."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    ex = _Scheduler(store, reports).executor
+    handle = ex.submit("c/short/seed1", RunSpec(command=["true"], run_dir=tmp_path / "run"))
+    assert store.executor_run(handle).started_at is None
+    info = ex.status(handle)
+    assert info.status is (RunStatus.SUCCEEDED if reports else RunStatus.LOST)

@@ -210,6 +210,18 @@ class ClusterExecutor(Executor):
         record = self.store.executor_run(handle)
         if record is None:
             raise KeyError(handle)
+        info = self._status(handle, record)
+        if info.status is RunStatus.LOST:
+            # The scheduler answers after the record was read: a short run may have started,
+            # run and ended in between, and its job then reads as ended. Lost only if the
+            # record, read after that answer, still shows no progress.
+            again = self.store.executor_run(handle)
+            if again is not None and (again.ended_at, again.started_at, again.heartbeat_at) != (
+                    record.ended_at, record.started_at, record.heartbeat_at):
+                return self._status(handle, again)
+        return info
+
+    def _status(self, handle: str, record: Any) -> RunInfo:
         beat = _utc(record.heartbeat_at)
         if record.ended_at is not None:
             if record.cancelled:
@@ -225,7 +237,8 @@ class ClusterExecutor(Executor):
         if record.started_at is not None and silent_s < SILENCE_BEATS * self._beat_s(record):
             return RunInfo(handle, RunStatus.RUNNING, started_at=_utc(record.started_at), last_heartbeat=beat)
         try:
-            state = self._job_state(record.job_id) if record.job_id else "unknown"
+            job = record.job_id or self._find_job(handle, str(record.spec.get("claim", "")))
+            state = self._job_state(job) if job else "unknown"
         except SchedulerUnavailable:
             state = None  # cannot tell: never lost on the scheduler's silence
         if state in ("queued", None) and record.started_at is None:

@@ -57,7 +57,7 @@ def run(handle: str) -> int:
     job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("RAY_JOB_SUBMISSION_ID") or record.job_id
     now = time.time()
     if not store.update_executor_run(handle, only_if="started_at", started_at=now, heartbeat_at=now,
-                                     host=socket.gethostname(), **({"job_id": job_id} if not record.job_id else {})):
+                                     host=socket.gethostname(), **({"job_id": job_id} if job_id and not record.job_id else {})):
         return 0  # another job of this claim started it: exactly one runs
     spec = record.spec
     agent_dir = spec["run_dir"]
