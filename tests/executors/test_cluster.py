@@ -53,6 +53,19 @@ def wait(ex, handle, until=lambda s: s.is_terminal, timeout=90):
     raise AssertionError(f"{handle} still {ex.status(handle).status} after {timeout} s:\n{ex.logs(handle)}")
 
 
+def submit_once_it_answers(ex, key, spec, timeout=90):
+    """Submit as the agent's next wakes would: after an outage the executor waits a moment
+    before it asks the scheduler again (ExecutorFull meanwhile)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return ex.submit(key, spec)
+        except ExecutorFull:
+            if time.time() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def job(tmp_path, body: str) -> list[str]:
     script = tmp_path / f"job{abs(hash(body)) % 10**8}.py"
     script.write_text(textwrap.dedent(body))
@@ -200,7 +213,7 @@ def test_slurm_runs_are_seen_while_slurmctld_is_down_and_new_ones_wait(slurm_eng
     deadline = time.time() + 60
     while not answers(slurm_engine) and time.time() < deadline:
         time.sleep(0.5)
-    later = ex.submit("c/during/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "during"))
+    later = submit_once_it_answers(ex, "c/during/seed1", RunSpec(command=command, run_dir=tmp_path / "agent" / "during"))
     assert wait(ex, later).status is RunStatus.SUCCEEDED
 
 
@@ -233,7 +246,7 @@ def test_a_ray_head_restart_loses_nothing_it_reported(ray_engine, store, scratch
     quick = job(tmp_path, """
         print("after the outage")
     """)
-    later = ex.submit("c/after/seed1", RunSpec(command=quick, run_dir=tmp_path / "agent" / "after"))
+    later = submit_once_it_answers(ex, "c/after/seed1", RunSpec(command=quick, run_dir=tmp_path / "agent" / "after"))
     assert wait(ex, later).status is RunStatus.SUCCEEDED
 
 
@@ -262,7 +275,7 @@ class _Scheduler:
     """No engine needed: a scheduler whose answer comes while a short run starts and ends
     (the wrapper reporting to the store between the agent's read and that answer)."""
 
-    def __init__(self, store, reports):
+    def __init__(self, store, reports, max_parallel=2):
         from rankwright.executors.cluster import ClusterExecutor
 
         class Fake(ClusterExecutor):
@@ -285,7 +298,7 @@ class _Scheduler:
             def _cancel_job(self, job_id):
                 pass
 
-        self.executor = Fake(store, 2, scope="c/")
+        self.executor = Fake(store, max_parallel, scope="c/")
 
 
 @pytest.mark.parametrize("reports", [True, False], ids=["ran-meanwhile", "never-ran"])
@@ -299,3 +312,29 @@ def test_a_run_that_ends_while_the_scheduler_is_asked_is_not_lost(tmp_path, repo
     assert store.executor_run(handle).started_at is None
     info = ex.status(handle)
     assert info.status is (RunStatus.SUCCEEDED if reports else RunStatus.LOST)
+
+
+def test_a_scheduler_that_did_not_answer_is_not_asked_again_at_once(tmp_path, monkeypatch):
+    """During an outage each question can take a command's whole timeout: one wake asking
+    about ten runs would wait ten times. After one silence the executor answers for it."""
+    from rankwright.executors import cluster
+    from rankwright.executors.cluster import SchedulerUnavailable
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    ex = _Scheduler(store, reports=False, max_parallel=10).executor
+    asked = []
+
+    def silent(*args):
+        asked.append(args)
+        raise SchedulerUnavailable("squeue did not answer within 30 s")
+
+    monkeypatch.setattr(ex, "_find_job", silent)
+    for i in range(5):
+        with pytest.raises(ExecutorFull, match="did not answer"):
+            ex.submit(f"c/x/seed{i}", RunSpec(command=["true"], run_dir=tmp_path / f"run{i}"))
+    assert len(asked) == 1
+    monkeypatch.setattr(cluster, "QUIET_S", 0.0)
+    ex._quiet_until = 0.0  # the quiet time is over: asked again
+    with pytest.raises(ExecutorFull):
+        ex.submit("c/x/seed9", RunSpec(command=["true"], run_dir=tmp_path / "run9"))
+    assert len(asked) == 2

@@ -20,7 +20,10 @@ to the store the agent uses (`RANKWRIGHT_DB`, which the run's host must reach):
 - `fetch` writes the run's files into the agent's run folder before it is read.
 
 While the scheduler cannot be reached, runs that report go on being seen; a run is never
-judged lost on the scheduler's silence, and nothing new is submitted (`ExecutorFull`).
+judged lost on the scheduler's silence, and nothing new is submitted (`ExecutorFull`). After
+one unanswered question the scheduler is left alone for `QUIET_S` (a wake during an outage
+costs one command's timeout, not one per run). A run is judged lost on the record as read
+after the scheduler's answer, so a short run that ended meanwhile is not run again.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ MAX_TOTAL_BYTES = 8 << 20  # ... and all together at most this
 HEARTBEAT_S = 10.0
 LAUNCH_GRACE_S = 60.0  # a claim from another host without a job yet: its submitter may still be launching it
 SILENCE_BEATS = 3.0  # a started run whose job the scheduler no longer has, silent this many beats: lost
+QUIET_S = 20.0  # a scheduler that did not answer is not asked again for this long (each try can take 30 s)
 
 
 class SchedulerUnavailable(RuntimeError):
@@ -148,6 +152,7 @@ class ClusterExecutor(Executor):
         self.python, self.heartbeat_s, self.kill_grace_s = python, heartbeat_s, kill_grace_s
         self.cpus_per_run, self.memory_mb, self.time_limit_s = cpus_per_run, memory_mb, time_limit_s
         self.on_exit_retry_s = on_exit_retry_s
+        self._quiet_until, self._quiet_why = 0.0, ""
 
     handle_for = staticmethod(LocalExecutor.handle_for)
 
@@ -198,9 +203,9 @@ class ClusterExecutor(Executor):
             raise ExecutorFull(f"{key} is being launched by another submitter")
         try:  # claimed, no job recorded: a submitter may have died between the launch and its record
             claim = str(record.spec.get("claim", ""))
-            job = self._find_job(handle, claim)
+            job = self._ask(self._find_job, handle, claim)
             if job is None:
-                job = self._launch(handle, claim, spec)
+                job = self._ask(self._launch, handle, claim, spec)
         except SchedulerUnavailable as exc:
             raise ExecutorFull(f"the scheduler did not answer: {exc}") from None
         self.store.update_executor_run(handle, only_if="job_id", job_id=job)
@@ -237,8 +242,8 @@ class ClusterExecutor(Executor):
         if record.started_at is not None and silent_s < SILENCE_BEATS * self._beat_s(record):
             return RunInfo(handle, RunStatus.RUNNING, started_at=_utc(record.started_at), last_heartbeat=beat)
         try:
-            job = record.job_id or self._find_job(handle, str(record.spec.get("claim", "")))
-            state = self._job_state(job) if job else "unknown"
+            job = record.job_id or self._ask(self._find_job, handle, str(record.spec.get("claim", "")))
+            state = self._ask(self._job_state, job) if job else "unknown"
         except SchedulerUnavailable:
             state = None  # cannot tell: never lost on the scheduler's silence
         if state in ("queued", None) and record.started_at is None:
@@ -262,7 +267,7 @@ class ClusterExecutor(Executor):
         self.store.update_executor_run(handle, cancel_requested=True)
         if record.job_id is not None:
             try:
-                self._cancel_job(record.job_id)
+                self._ask(self._cancel_job, record.job_id)
             except SchedulerUnavailable:
                 pass  # the wrapper sees the request at its next heartbeat and ends the run itself
 
@@ -273,7 +278,7 @@ class ClusterExecutor(Executor):
         text = record.log_tail
         if record.started_at is None and record.job_id:  # the job never reached the wrapper: the scheduler's log
             try:
-                text = self._job_log(record.job_id) or text
+                text = self._ask(self._job_log, record.job_id) or text
             except SchedulerUnavailable:
                 pass
         lines = text.splitlines(keepends=True)
@@ -285,6 +290,18 @@ class ClusterExecutor(Executor):
             unpack_files(record.outputs, Path(run_dir), remember=True)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _ask(self, question: Any, *args: Any) -> Any:
+        """Ask the scheduler, unless it did not answer a moment ago: during an outage each
+        try can take the command's whole timeout, and a wake asks about many runs."""
+        if time.monotonic() < self._quiet_until:
+            raise SchedulerUnavailable(self._quiet_why)
+        try:
+            return question(*args)
+        except SchedulerUnavailable as exc:
+            self._quiet_until = time.monotonic() + QUIET_S
+            self._quiet_why = f"{exc} (not asked again for {QUIET_S:g} s)"
+            raise
+
     def _beat_s(self, record: Any) -> float:
         return float(record.spec.get("heartbeat_s", self.heartbeat_s))
 
