@@ -110,13 +110,15 @@ def cluster_engine(request):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs two workers), the tests that share one engine run
-    on one worker: the cluster tests (one Slurm and one Ray per worker would fight over the
-    machine, and `ray stop` ends every head on it) and those on the one PostgreSQL
-    database (they drop its tables)."""
+    """The tests on a real cluster engine are marked `cluster`: `make test` runs them in a
+    process of their own after the rest (one Slurm and one Ray for the session; beside
+    another worker's load Ray's job starts slow down past what the chaos test allows, and
+    `ray stop` ends every head on the machine). The rest run on two pytest-xdist workers,
+    where the tests on the one PostgreSQL database share a worker (they drop its tables)."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & {"slurm_engine", "ray_engine", "cluster_engine"}:
+            item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.xdist_group("cluster"))
         elif "postgresql" in getattr(getattr(item, "callspec", None), "id", ""):
             item.add_marker(pytest.mark.xdist_group("postgres"))
