@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -117,6 +118,23 @@ def sample(work: Path) -> tuple[int, int]:
     return agents, runs
 
 
+def agent_stretches(samples: list[tuple[float, int, int]]) -> list[float]:
+    """How long each stretch of samples with an agent process alive lasted, in seconds: a
+    woken portfolio comes up, steps, and exits; one that stayed up would show as one long
+    stretch."""
+    out, since, last = [], None, 0.0
+    for t, agents, _ in samples:
+        if agents and since is None:
+            since = t
+        elif not agents and since is not None:
+            out.append(last - since + 0.5)
+            since = None
+        last = t
+    if since is not None:
+        out.append(last - since + 0.5)
+    return out
+
+
 def most_runs_at_once(work: Path) -> tuple[int, int]:
     """(most runs training at one moment, runs counted), from each run's own start and end
     (its `exit.json`): the process-table samples also count a wrapper that still runs its
@@ -186,17 +204,22 @@ def main() -> None:
         headline = ""
         if campaign.status == "finished":
             out = rankwright(work, "report", str(effective))
-            headline = out.strip().splitlines()[0] if out.strip() else ""
+            first = out.strip().split("\n\n")[0] if out.strip() else ""  # the headline paragraph, unwrapped
+            headline = " ".join(first.split())
         rows.append({"campaign": name, "status": campaign.status, "priority": CAMPAIGNS[name][1],
                      "budget": campaign.spec["budget"]["amount"], "spent": spent, "runs": len(experiments),
                      "proposal": headline})
     agent_share = sum(1 for _, a, _ in samples if a) / len(samples)
+    stretches = agent_stretches(samples)
     peak = max(r for _, _, r in samples)
     training_peak, counted = most_runs_at_once(work)
     result = {"commit": commit, "began": began.isoformat(timespec="seconds"),
               "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "plan_s": plan_s, "wall_s": wall_s,
               "team_budget": TEAM_BUDGET, "slots": SLOTS, "spent": sum(r["spent"] for r in rows),
               "agent_alive_share": agent_share, "peak_runs_in_flight": peak, "samples": len(samples),
+              "agent_stretches": len(stretches),
+              "agent_stretch_median_s": statistics.median(stretches) if stretches else 0.0,
+              "agent_stretch_longest_s": max(stretches, default=0.0),
               "most_runs_training_at_once": training_peak, "runs_timed": counted,
               "campaigns": rows, "status": status}
     out = ROOT / "benchmarks" / "results" / "portfolio"
@@ -207,7 +230,9 @@ def main() -> None:
              f"- spent {result['spent']:.3f} of {TEAM_BUDGET:g} CPU-hours; {wall_s / 60:.1f} min from the first "
              f"submission to the last collection (planning with smoke runs: {plan_s / 60:.1f} min)",
              f"- an agent process was alive in {agent_share:.0%} of {len(samples)} samples (0.5 s apart); the rest "
-             "of the time only runs existed",
+             "of the time only runs existed. The agent came up "
+             f"{len(stretches)} times (a run's end waking the portfolio), for {result['agent_stretch_median_s']:.1f} s "
+             f"at the median and {result['agent_stretch_longest_s']:.1f} s at the longest (sampled: +-0.5 s)",
              f"- at most {training_peak} runs training at once, from the {counted} runs' own start and end times "
              f"({SLOTS} slots); the process table showed at most {peak} run wrappers alive, counting a wrapper "
              "that is still running its run's end wake", "",
