@@ -118,6 +118,13 @@ def sample(work: Path) -> tuple[int, int]:
     return agents, runs
 
 
+def headline_of(report_output: str) -> str:
+    """The proposal's headline from `rankwright report`'s output: its first paragraph, up to
+    the files it wrote, with the console's line wrapping undone."""
+    first = report_output.strip().split("\n\n")[0].split("\nwrote ")[0]
+    return " ".join(first.split())
+
+
 def agent_stretches(samples: list[tuple[float, int, int]]) -> list[float]:
     """How long each stretch of samples with an agent process alive lasted, in seconds: a
     woken portfolio comes up, steps, and exits; one that stayed up would show as one long
@@ -154,7 +161,14 @@ def most_runs_at_once(work: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "portfolio")
+    parser.add_argument("--render", type=Path, help="write the results page again from this results JSON")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(args.render.read_text())
+        for row in result["campaigns"]:  # a headline taken before headline_of cut the report's file list
+            row["proposal"] = headline_of(row["proposal"].replace(" wrote /", "\nwrote /"))
+        write_results(result)
+        return
     if not (DATA / "frappe").is_dir() or not (DATA / "criteo_sample").is_dir():
         raise SystemExit(f"needs the shared data in {DATA} (Frappe and the Criteo sample)")
     work = args.work.resolve()
@@ -204,8 +218,7 @@ def main() -> None:
         headline = ""
         if campaign.status == "finished":
             out = rankwright(work, "report", str(effective))
-            first = out.strip().split("\n\n")[0] if out.strip() else ""  # the headline paragraph, unwrapped
-            headline = " ".join(first.split())
+            headline = headline_of(out)
         rows.append({"campaign": name, "status": campaign.status, "priority": CAMPAIGNS[name][1],
                      "budget": campaign.spec["budget"]["amount"], "spent": spent, "runs": len(experiments),
                      "proposal": headline})
@@ -222,29 +235,37 @@ def main() -> None:
               "agent_stretch_longest_s": max(stretches, default=0.0),
               "most_runs_training_at_once": training_peak, "runs_timed": counted,
               "campaigns": rows, "status": status}
+    write_results(result)
+
+
+def write_results(result: dict) -> None:
+    """benchmarks/results/portfolio.{json,md} from one run's figures (`--render` writes the
+    page again from the JSON, when only its presentation changed)."""
     out = ROOT / "benchmarks" / "results" / "portfolio"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Portfolio: eight campaigns, one budget ({commit})", "",
-             f"Run {result['began']} to {result['ended']} (UTC), 2 cores. Team budget {TEAM_BUDGET:g} CPU-hours, "
-             f"{SLOTS} slots; `rankwright portfolio run --detach`.", "",
-             f"- spent {result['spent']:.3f} of {TEAM_BUDGET:g} CPU-hours; {wall_s / 60:.1f} min from the first "
-             f"submission to the last collection (planning with smoke runs: {plan_s / 60:.1f} min)",
-             f"- an agent process was alive in {agent_share:.0%} of {len(samples)} samples (0.5 s apart); the rest "
-             "of the time only runs existed. The agent came up "
-             f"{len(stretches)} times (a run's end waking the portfolio), for {result['agent_stretch_median_s']:.1f} s "
-             f"at the median and {result['agent_stretch_longest_s']:.1f} s at the longest (sampled: +-0.5 s)",
-             f"- at most {training_peak} runs training at once, from the {counted} runs' own start and end times "
-             f"({SLOTS} slots); the process table showed at most {peak} run wrappers alive, counting a wrapper "
-             "that is still running its run's end wake", "",
+    budget, slots = result["team_budget"], result["slots"]
+    lines = [f"# Portfolio: eight campaigns, one budget ({result['commit']})", "",
+             f"Run {result['began']} to {result['ended']} (UTC), 2 cores. Team budget {budget:g} CPU-hours, "
+             f"{slots} slots; `rankwright portfolio run --detach`.", "",
+             f"- spent {result['spent']:.3f} of {budget:g} CPU-hours; {result['wall_s'] / 60:.1f} min from the first "
+             f"submission to the last collection (planning with smoke runs: {result['plan_s'] / 60:.1f} min)",
+             f"- an agent process was alive in {result['agent_alive_share']:.0%} of {result['samples']} samples "
+             "(0.5 s apart); the rest of the time only runs existed. The agent came up "
+             f"{result['agent_stretches']} times (a run's end waking the portfolio), for "
+             f"{result['agent_stretch_median_s']:.1f} s at the median and {result['agent_stretch_longest_s']:.1f} s "
+             "at the longest (sampled: +-0.5 s)",
+             f"- at most {result['most_runs_training_at_once']} runs training at once, from the {result['runs_timed']} "
+             f"runs' own start and end times ({slots} slots); the process table showed at most "
+             f"{result['peak_runs_in_flight']} run wrappers alive, counting a wrapper that is still running its "
+             "run's end wake", "",
              "| campaign | priority | status | spent / budget | runs | proposal |", "|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in result["campaigns"]:
         lines.append(f"| {r['campaign']} | {r['priority']:g} | {r['status']} | {r['spent']:.3f} / {r['budget']:.3f} "
                      f"| {r['runs']} | {r['proposal']} |")
-    lines += ["", "```", status.rstrip(), "```", ""]
+    lines += ["", "```", result["status"].rstrip(), "```", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {out.with_suffix('.md')} and .json")
-
 
 if __name__ == "__main__":
     main()

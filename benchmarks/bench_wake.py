@@ -179,9 +179,12 @@ t1 = time.perf_counter()
 spec, target = load_campaign(Path(sys.argv[1]))
 t2 = time.perf_counter()
 root = Path(spec.allowed_paths[0]).resolve()
-report = wake(open_store(), LocalExecutor(root / "runs", max_parallel=spec.max_parallel), spec, target, root)
+store = open_store()  # the store's driver imported, its first connection, the schema's version read
 t3 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "load_spec_s": t2 - t1, "step_s": t3 - t2, "state": report.state,
+report = wake(store, LocalExecutor(root / "runs", max_parallel=spec.max_parallel), spec, target, root)
+t4 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "load_spec_s": t2 - t1, "open_s": t3 - t2, "step_s": t4 - t3,
+                  "state": report.state,
                   "collected": len(report.collected), "submitted": len(report.submitted)}))
 """
 
@@ -283,6 +286,8 @@ def bench_one(store_name: str, url_for, n: int, keep: bool) -> dict:
                for _ in range(3)]
         result["idle_steps_s"] = [r["step_s"] for r in idle]
         result["idle_step_s"] = statistics.median(r["step_s"] for r in idle)
+        result["idle_opens_s"] = [r["open_s"] for r in idle]
+        result["open_s"] = statistics.median(r["open_s"] for r in idle)
         result["import_s"] = statistics.median(r["import_s"] for r in idle)
         result["load_spec_s"] = statistics.median(r["load_spec_s"] for r in idle)
         result["cli_wake_wall_s"] = statistics.median(w for w, _ in cli)
@@ -295,6 +300,7 @@ def bench_one(store_name: str, url_for, n: int, keep: bool) -> dict:
             busy = wake_step(built, env, workdir)
             assert busy["collected"] == 1, busy
             collect.append(busy["step_s"])
+            result.setdefault("collect_opens_s", []).append(busy["open_s"])
         result["collect_steps_s"] = collect
         result["collect_step_s"] = statistics.median(collect)
         if n == max(ARGS.sizes):
@@ -343,23 +349,30 @@ def render(results: list[dict]) -> str:
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}; {datetime.now(timezone.utc):%Y-%m-%d}. "
              f"{IN_FLIGHT} runs in flight in every case.", "",
-             "| store | experiments | wake step, idle (s) | wake step, collect 1 (s) | imports (s) | reading the spec (s) | `rankwright wake` process (s) | its peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| store | experiments | wake step, idle (s) | wake step, collect 1 (s) | imports (s) | reading the spec (s) | opening the store (s) | `rankwright wake` process (s) | its peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         collect = f"{r['collect_step_s']:.3f}" if "collect_step_s" in r else "-"
         lines.append(f"| {r['store']} | {r['experiments']:,} | {r['idle_step_s']:.3f} | {collect} | {r['import_s']:.3f} | "
-                     f"{r['load_spec_s']:.3f} | {r['cli_wake_wall_s']:.2f} | {r['cli_wake_rss_mb']:.0f} |")
+                     f"{r['load_spec_s']:.3f} | {r['open_s']:.3f} | {r['cli_wake_wall_s']:.2f} | {r['cli_wake_rss_mb']:.0f} |")
     lines += ["", "Goals (issue 13): wake step p50 under 0.1 s at 10,000 experiments and under 0.3 s at 100,000; "
-              "process start (the wake's imports) under 0.5 s. The p50 here is the median of every measured "
-              "step (5 idle, 3 collecting):", ""]
+              "process start under 0.5 s. The p50 here is the median of every measured step (5 idle, 3 "
+              "collecting); opening the store (importing its driver, the first connection, reading the schema's "
+              "version) is counted with the process start, and shown added to the step as well:", ""]
     for r in results:
         goal = {10_000: 0.1, 100_000: 0.3}.get(r["experiments"])
         if goal is None:
             continue
-        p50 = statistics.median(r.get("idle_steps_s", [r["idle_step_s"]]) + r.get("collect_steps_s", []))
+        steps = r.get("idle_steps_s", [r["idle_step_s"]]) + r.get("collect_steps_s", [])
+        opens = r.get("idle_opens_s", []) + r.get("collect_opens_s", [])
+        p50 = statistics.median(steps)
+        with_open = statistics.median(a + b for a, b in zip(steps, opens)) if len(opens) == len(steps) else None
+        start = r["import_s"] + r.get("open_s", 0.0)
         lines.append(f"- {r['store']}, {r['experiments']:,}: step p50 {p50 * 1000:.0f} ms against {goal * 1000:.0f} ms "
-                     f"({'met' if p50 < goal else 'MISSED'}); imports {r['import_s']:.2f} s against 0.5 s "
-                     f"({'met' if r['import_s'] < 0.5 else 'MISSED'})")
+                     f"({'met' if p50 < goal else 'MISSED'})"
+                     + (f", {with_open * 1000:.0f} ms with the store's opening" if with_open is not None else "")
+                     + f"; process start (imports {r['import_s']:.2f} s + opening the store "
+                     f"{r.get('open_s', 0.0):.2f} s) {start:.2f} s against 0.5 s ({'met' if start < 0.5 else 'MISSED'})")
     lines += ["", "Staying up (`rankwright run`), largest store: from a run's end (`exit.json`) to its collection.", "",
               "| store | experiments | woken by | timer (s) | median latency (s) | latencies (s) | hibernating RSS (MB) | CPU s per 10 s asleep |",
               "|---|---|---|---|---|---|---|---|"]
@@ -380,7 +393,7 @@ def render(results: list[dict]) -> str:
     lines += ["", "The wake step is reconcile, collect, ledger, decide and submit; reading the spec is parsing and "
               "validating the campaign YAML (it names one change; the plan's runs are in the store, as a long "
               "campaign's revisions are); each step runs in a fresh process, as a wake does, so it includes the "
-              "store's first connection and the first use of each query; the process column is a whole `python -m rankwright wake` as cron or a run's "
+              "first use of each query; the process column is a whole `python -m rankwright wake` as cron or a run's "
               "wrapper starts it.", "", "Reproduce: `.venv/bin/python benchmarks/bench_wake.py` (PostgreSQL through `.ci/postgres.sh`)."]
     return "\n".join(lines) + "\n"
 
