@@ -271,34 +271,32 @@ def test_files_travel_one_way_each_and_a_new_attempt_starts_from_its_inputs(tmp_
     assert set(pack_files(agent, inputs_only=True)) == {"config.yaml"}  # the next attempt's inputs
 
 
-class _Scheduler:
+def _fake_executor(store, reports, max_parallel=2):
     """No engine needed: a scheduler whose answer comes while a short run starts and ends
     (the wrapper reporting to the store between the agent's read and that answer)."""
+    from rankwright.executors.cluster import ClusterExecutor
 
-    def __init__(self, store, reports, max_parallel=2):
-        from rankwright.executors.cluster import ClusterExecutor
+    class Fake(ClusterExecutor):
+        engine = "fake"
 
-        class Fake(ClusterExecutor):
-            engine = "fake"
+        def _launch(self, handle, claim, spec):
+            return f"job-{handle}"
 
-            def _launch(self, handle, claim, spec):
-                return f"job-{handle}"
+        def _find_job(self, handle, claim):
+            return None
 
-            def _find_job(self, handle, claim):
-                return None
+        def _job_state(self, job_id):
+            handle = job_id.removeprefix("job-")
+            if reports:
+                now = time.time()
+                store.update_executor_run(handle, started_at=now, heartbeat_at=now)
+                store.update_executor_run(handle, ended_at=now + 0.3, exit_code=0)
+            return "ended"
 
-            def _job_state(self, job_id):
-                handle = job_id.removeprefix("job-")
-                if reports:
-                    now = time.time()
-                    store.update_executor_run(handle, started_at=now, heartbeat_at=now)
-                    store.update_executor_run(handle, ended_at=now + 0.3, exit_code=0)
-                return "ended"
+        def _cancel_job(self, job_id):
+            pass
 
-            def _cancel_job(self, job_id):
-                pass
-
-        self.executor = Fake(store, max_parallel, scope="c/")
+    return Fake(store, max_parallel, scope="c/")
 
 
 @pytest.mark.parametrize("reports", [True, False], ids=["ran-meanwhile", "never-ran"])
@@ -307,7 +305,7 @@ def test_a_run_that_ends_while_the_scheduler_is_asked_is_not_lost(tmp_path, repo
     and ends before the answer (the job: ended). That is the run's success, not a lost run
     to try again (which ran it twice); a job that ended with nothing recorded is lost."""
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    ex = _Scheduler(store, reports).executor
+    ex = _fake_executor(store, reports)
     handle = ex.submit("c/short/seed1", RunSpec(command=["true"], run_dir=tmp_path / "run"))
     assert store.executor_run(handle).started_at is None
     info = ex.status(handle)
@@ -321,7 +319,7 @@ def test_a_scheduler_that_did_not_answer_is_not_asked_again_at_once(tmp_path, mo
     from rankwright.executors.cluster import SchedulerUnavailable
 
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    ex = _Scheduler(store, reports=False, max_parallel=10).executor
+    ex = _fake_executor(store, reports=False, max_parallel=10)
     asked = []
 
     def silent(*args):
