@@ -137,3 +137,62 @@ def test_three_campaigns_run_to_their_proposals_under_one_budget_with_no_agent_a
     shown = rw("portfolio", "status", "team.yaml")
     assert all(n in shown for n in ("ctr", "cvr", "ltv")) and "finished" in shown and "team: spent" in shown
     assert max(len(line) for line in shown.splitlines()) <= 80
+
+
+def _measured(arm, value, fidelity=1.0):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(status=SimpleNamespace(value="succeeded"), fidelity=fidelity, metrics={"objective": value},
+                           idempotency_key=f"c/{arm}/seed0")
+
+
+def test_the_status_names_the_best_arm_only_when_one_beats_the_baseline():
+    from rankwright.cli.portfolio import _best
+
+    minimize = {"objective": {"direction": "minimize"}}
+    better = [_measured("baseline", 0.50), _measured("baseline", 0.52), _measured("wide", 0.49),
+              _measured("deep", 0.55), _measured("cheap", 0.30, fidelity=0.25)]
+    assert _best("c", better, minimize) == "-3.92% wide"  # the low-fidelity 0.30 is not compared
+    worse = [_measured("baseline", 0.50), _measured("wide", 0.51), _measured("deep", 0.55)]
+    assert _best("c", worse, minimize) == "none better (closest +2.00%)"
+    assert _best("c", worse, {"objective": {"direction": "maximize"}}) == "+10.00% deep"
+    assert _best("c", [_measured("wide", 0.4)], minimize) == "-"
+    assert _best("c", [_measured("baseline", 0.4)], minimize) == "baseline only"
+
+
+def test_a_members_own_wake_waits_for_the_portfolios_step(tmp_path, monkeypatch):
+    """`rankwright wake` on one member computes its quota of the team's slots: it must not
+    do so while a portfolio step (on this machine or another) is submitting."""
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from rankwright.agent.lease import Lease, portfolio_lease_name
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    monkeypatch.setenv("RANKWRIGHT_WAKE_ON_EXIT", "0")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = _toy_campaign(specs, "ctr", [("x3", {"x": 3})])
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump({
+        "name": "team", "budget": {"amount": 0.2}, "max_parallel": 2, "campaigns": [{"spec": f"specs/{spec}"}]}))
+    for args in (["plan", "team.yaml"], ["approve", "team.yaml", "--yes", "--by", "lead"]):
+        done = subprocess.run([sys.executable, "-m", "rankwright", "portfolio", *args], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    store = open_store()
+    member = tmp_path / ".rankwright" / "portfolios" / "team" / "ctr.yaml"
+    with Lease(store, portfolio_lease_name("team"), owner="another-host:4242:feedbeef"):
+        agent = subprocess.Popen([sys.executable, "-m", "rankwright", "wake", str(member)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(4)
+        waiting = agent.poll() is None
+        submitted_meanwhile = len(store.experiments(store.campaign("ctr").id))
+    out, _ = agent.communicate(timeout=120)
+    assert waiting and submitted_meanwhile == 0, out
+    assert "acting on portfolio team" in out and agent.returncode == 0, out
+    assert len(store.experiments(store.campaign("ctr").id)) >= 1

@@ -64,6 +64,12 @@ def campaign_lease_name(campaign: str) -> str:
     return f"campaign:{campaign}"
 
 
+def portfolio_lease_name(portfolio: str) -> str:
+    """One portfolio step at a time: its members' quotas of the team's slots are computed
+    from what the step before submitted. A member's own wake takes it too."""
+    return f"portfolio:{portfolio}"
+
+
 class LeaseHeld(RuntimeError):
     """The lease is held by another agent and the wait ran out."""
 

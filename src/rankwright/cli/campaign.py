@@ -415,16 +415,32 @@ def report(spec_path: Path, out: Path | None) -> Path:
     return paths["md"]
 
 
-def _wake_once(spec_path: Path, detach: bool, loaded=None):
+def _wake_once(spec_path: Path, detach: bool, loaded=None, portfolio_held: bool = False):
     """One wake under the campaign's lock; `loaded` is the (spec, target) pair when the
-    caller already read them (a staying-up `run` reads the spec once, not on every wake)."""
+    caller already read them (a staying-up `run` reads the spec once, not on every wake).
+    A portfolio member's wake also holds its portfolio's lease (`portfolio_held` when the
+    portfolio's own step holds it already), so that its quota of the team's slots is not
+    computed beside another member's submissions."""
+    from rankwright.agent.lease import Lease, portfolio_lease_name
+
+    spec, target = loaded or _load(spec_path)
+    if spec.portfolio is None or portfolio_held:
+        return _wake_campaign(spec_path, detach, loaded, (spec, target))
+    from rankwright.store import open_store
+
+    with Lease(open_store(), portfolio_lease_name(spec.portfolio.name),
+               on_wait=lambda holder: _say_waiting(holder, f"portfolio {spec.portfolio.name}")):
+        return _wake_campaign(spec_path, detach, loaded, (spec, target))
+
+
+def _wake_campaign(spec_path: Path, detach: bool, loaded, read):
     import fcntl
 
     from rankwright.agent.lease import Lease, campaign_lease_name
     from rankwright.agent.wake import wake, wake_command
     from rankwright.store import open_store
 
-    spec, target = loaded or _load(spec_path)
+    spec, target = read
     root = _root(spec)
     root.mkdir(parents=True, exist_ok=True)
     campaign = open_store().campaign(spec.name)
@@ -468,10 +484,10 @@ def _show_lease(store, name: str) -> None:
                       highlight=False)
 
 
-def _say_waiting(holder) -> None:
+def _say_waiting(holder, what: str = "this campaign") -> None:
     import time
 
-    console.print(f"another agent ({holder.owner}) is acting on this campaign; waiting for its step to end "
+    console.print(f"another agent ({holder.owner}) is acting on {what}; waiting for its step to end "
                   f"(its lease runs {max(0.0, holder.expires_at - time.time()):.0f} s more unless renewed)",
                   highlight=False)
 
@@ -585,7 +601,7 @@ def describe_fault(exc: BaseException) -> str:
     return f"{_short(exc)}; nothing stored was lost, run the command again once the store is reachable"
 
 
-def _wake_retrying(spec_path: Path, loaded, detach: bool = False):
+def _wake_retrying(spec_path: Path, loaded, detach: bool = False, portfolio_held: bool = False):
     """One wake of a staying-up `run`; a transient fault (the store unreachable or locked,
     a file system error) is retried with back-off for up to `transient_patience_s()`, then
     reported in words. A wake is idempotent, so trying again is always safe."""
@@ -595,7 +611,7 @@ def _wake_retrying(spec_path: Path, loaded, detach: bool = False):
     delay, deadline = 1.0, time.monotonic() + patience
     while True:
         try:
-            return _wake_once(spec_path, detach=detach, loaded=loaded)
+            return _wake_once(spec_path, detach=detach, loaded=loaded, portfolio_held=portfolio_held)
         except transient_errors()[:4] as exc:
             why = _short(exc)
             if time.monotonic() + delay > deadline:

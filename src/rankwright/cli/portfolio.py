@@ -138,20 +138,21 @@ def wake(path: Path, detach: bool = True) -> list[tuple[str, Any]]:
     for _, _, effective in members:
         _require_planned(path, effective)
         by_name[_name_of(effective)] = effective
-    from rankwright.agent.lease import Lease
+    from rankwright.agent.lease import Lease, portfolio_lease_name
 
     store = open_store()
     reports = []
     # one portfolio step at a time (runs ending together each start one): every quota is
     # then computed from what the step before it submitted, and the team's slots hold
-    with Lease(store, f"portfolio:{portfolio.name}"):
+    with Lease(store, portfolio_lease_name(portfolio.name)):
         order = wake_order(standings(store, portfolio.name))
         order += [n for n in by_name if n not in order]
         for name in order:
             effective = by_name.get(name)
             if effective is None:
                 continue
-            reports.append((name, commands._wake_retrying(effective, None, detach=detach and _on_exit_wanted())))
+            reports.append((name, commands._wake_retrying(effective, None, detach=detach and _on_exit_wanted(),
+                                                                 portfolio_held=True)))
     return reports
 
 
@@ -248,7 +249,9 @@ def status(path: Path) -> None:
 
 
 def _best(name: str, experiments: list[Any], spec: dict) -> str:
-    """The best arm's mean objective at full fidelity against the baseline's, in percent."""
+    """The best arm's mean objective at full fidelity against the baseline's, in percent; a
+    glance, not a decision (the campaign's own analysis decides). When every arm is worse,
+    it says so rather than name the least bad one as "best"."""
     from collections import defaultdict
 
     arms: dict[str, list[float]] = defaultdict(list)
@@ -267,4 +270,6 @@ def _best(name: str, experiments: list[Any], spec: dict) -> str:
     base_mean = sum(base) / len(base)
     arm = min(mean, key=lambda a: sign * mean[a])
     change = (mean[arm] - base_mean) / abs(base_mean) * 100 if base_mean else 0.0
+    if sign * (mean[arm] - base_mean) >= 0:  # not one arm beat the baseline's mean
+        return f"none better (closest {change:+.2f}%)"
     return f"{change:+.2f}% {arm}"
