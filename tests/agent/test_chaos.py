@@ -256,7 +256,8 @@ def test_a_campaign_rides_out_its_engine_going_down(cluster_engine, tmp_path, mo
         pytest.skip("this engine was not started by the tests: it is not ours to stop")
     monkeypatch.setenv("RANKWRIGHT_RUN_SCRATCH", str(tmp_path / "node"))
     monkeypatch.setenv("CHAOS_JOB_SLEEP", "3")
-    path = _phased_campaign(tmp_path / "outage", monkeypatch, executor=cluster_engine.options,
+    # runs report every 3 s (not 10): a run the engine lost reads as lost after 9 s of silence
+    path = _phased_campaign(tmp_path / "outage", monkeypatch, executor={**cluster_engine.options, "heartbeat_s": 3},
                             strategy={"trials": 2, "confirmation_seeds": 3})
     store = open_store()
     campaign = store.campaign("chaos")

@@ -80,3 +80,29 @@ def test_a_step_beyond_the_budget_pauses_and_a_raised_budget_lets_it_finish(tmp_
     # x3 and y2 help on every seed of this job and x5 hurts: the winner merges the two
     assert winner == "combo:x3+y2"
     assert yaml.safe_load((folder / "proposal.yaml").read_text()) == {"x": 3, "y": 2, "train": {"seed": 0, "lr": 0.01}}
+
+
+def test_a_spec_approved_before_a_field_existed_is_not_read_as_changed(tmp_path, monkeypatch):
+    """The store keeps the approved spec with every default written out; a later version
+    that adds a field (here the executor's heartbeat) must not refuse every campaign
+    approved before it, while a real edit is still refused."""
+    from sqlalchemy import update
+
+    from rankwright.store import models as m
+
+    path = _phased_campaign(tmp_path / "c", monkeypatch, executor={"kind": "local"},
+                            strategy={"trials": 0, "confirmation_seeds": 3})
+    store = open_store()
+    campaign = store.campaign("chaos")
+    kept = dict(campaign.spec)
+    assert kept["executor"]["heartbeat_s"] == 10.0
+    kept["executor"] = {k: v for k, v in kept["executor"].items() if k != "heartbeat_s"}  # as an older version wrote it
+    with store.session() as s:
+        s.execute(update(m.Campaign).where(m.Campaign.id == campaign.id).values(spec=kept))
+    woken = _rw("wake", str(path))
+    assert woken.returncode == 0, woken.stdout + woken.stderr
+    assert store.experiments(campaign.id)
+    _edit(path, executor={"kind": "local", "heartbeat_s": 5})
+    woken = _rw("wake", str(path))
+    assert woken.returncode == 2 and "the spec changed since" in woken.stdout + woken.stderr
+    assert "heartbeat_s" in woken.stdout + woken.stderr

@@ -137,6 +137,9 @@ class ExecutorSpec(_Frozen):
     log_dir: str = Field("/tmp", description="Slurm: where the job's own output goes, on the run's host")
     address: str | None = Field(None, description="Ray: the dashboard's address (default: RAY_ADDRESS, "
                                                   "else http://127.0.0.1:8265)")
+    heartbeat_s: float = Field(10.0, ge=0.5, le=600.0,
+                               description="how often a cluster run reports that it lives; a started run whose "
+                                           "job the engine no longer has is lost after 3 of these in silence")
 
 
 class PortfolioLink(_Frozen):
@@ -167,6 +170,16 @@ class CampaignSpec(_Frozen):
     runbook: str | None = Field(None, description="YAML whose failure kinds replace or add to the shipped runbook")
     executor: ExecutorSpec | None = Field(None, description="where runs happen (default: this machine)")
     portfolio: PortfolioLink | None = Field(None, description="set by `rankwright portfolio plan`")
+
+
+def stored_as_now(stored: dict[str, Any]) -> dict[str, Any]:
+    """A spec the store kept (as `model_dump` wrote it, perhaps by an earlier version) read
+    under this version's schema: a field added since then, at its default, is then no
+    change of an approved spec. One that no longer validates is compared as it was kept."""
+    try:
+        return CampaignSpec.model_validate(stored).model_dump(mode="json")
+    except ValidationError:
+        return stored
 
 
 def _paths_from(base_config: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def _executor(spec, store=None):
 
     common = {"scope": f"{spec.name}/", "python": options.python or sys.executable,
               "cpus_per_run": options.cpus_per_run, "memory_mb": options.memory_mb,
-              "time_limit_s": spec.run_timeout_s}
+              "time_limit_s": spec.run_timeout_s, "heartbeat_s": options.heartbeat_s}
     store = store or open_store()
     if options.kind == "slurm":
         from rankwright.executors.slurm import SlurmExecutor
@@ -108,7 +108,7 @@ def _campaign(store, spec):
     existing = store.campaign(spec.name)
     if existing is None:
         return store.create_campaign(spec.name, spec.model_dump(mode="json"))
-    if existing.spec != spec.model_dump(mode="json"):
+    if _stored(existing) != spec.model_dump(mode="json"):
         from rankwright.agent.spec import SpecError
 
         raise SpecError(f"campaign {spec.name!r} already exists in the store with a different spec; "
@@ -205,6 +205,13 @@ def _print_strategy(spec, document) -> None:
 RE_APPROVABLE = ("budget",)
 
 
+def _stored(campaign) -> dict:
+    """The campaign's approved spec as this version reads it (`stored_as_now`)."""
+    from rankwright.agent.spec import stored_as_now
+
+    return stored_as_now(campaign.spec)
+
+
 def spec_changes(stored: dict, current: dict) -> list[str]:
     """Top-level spec keys whose values differ, in words."""
     return [f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(stored) | set(current))
@@ -216,7 +223,7 @@ def check_spec_unchanged(spec, campaign, spec_path: Path) -> None:
     refused, with the way to get the change approved."""
     from rankwright.agent.spec import SpecError
 
-    changed = spec_changes(campaign.spec, spec.model_dump(mode="json"))
+    changed = spec_changes(_stored(campaign), spec.model_dump(mode="json"))
     if changed:
         raise SpecError(f"{spec_path}: the spec changed since campaign {spec.name!r} was approved ("
                         + "; ".join(changed) + f"). A budget change takes `rankwright approve {spec_path}`; "
@@ -234,11 +241,11 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     if latest is None:
         raise SpecError(f"campaign {spec.name!r} has no plan yet: run `rankwright plan {spec_path}` first")
     plan_id, document, estimate = latest
-    current = spec.model_dump(mode="json")
-    changed = [k for k in set(campaign.spec) | set(current) if campaign.spec.get(k) != current.get(k)]
+    current, stored = spec.model_dump(mode="json"), _stored(campaign)
+    changed = [k for k in set(stored) | set(current) if stored.get(k) != current.get(k)]
     if [k for k in changed if k not in RE_APPROVABLE]:
         raise SpecError(f"{spec_path}: only {', '.join(RE_APPROVABLE)} may change in an approved campaign; "
-                        "changed: " + "; ".join(spec_changes({k: campaign.spec.get(k) for k in changed},
+                        "changed: " + "; ".join(spec_changes({k: stored.get(k) for k in changed},
                                                               {k: current.get(k) for k in changed})))
     if not document["preflight_ok"]:
         raise SpecError(f"plan {plan_id} failed its preflight; fix it and run `rankwright plan {spec_path}` again")
@@ -267,7 +274,7 @@ def approve(spec_path: Path, by: str | None, yes: bool) -> None:
     if changed:  # a budget raised (or lowered) by the engineer, e.g. after a guardrail pause
         store.set_campaign_spec(campaign.id, current)
         store.append_event(campaign.id, "approve", f"{who} approved a spec change: "
-                           + "; ".join(spec_changes(campaign.spec, current)), plan_id=plan_id)
+                           + "; ".join(spec_changes(stored, current)), plan_id=plan_id)
     store.record_approval(plan_id, who, spec.budget.amount, spec.budget.unit, via_yes_flag=yes)
     store.set_campaign_status(campaign.id, new.value)
     store.append_event(campaign.id, "approve", f"{who} approved plan {plan_id} with {spec.budget.amount:g} "
@@ -444,7 +451,7 @@ def _wake_campaign(spec_path: Path, detach: bool, loaded, read):
     root = _root(spec)
     root.mkdir(parents=True, exist_ok=True)
     campaign = open_store().campaign(spec.name)
-    if campaign is not None and loaded is not None and campaign.spec != spec.model_dump(mode="json"):
+    if campaign is not None and loaded is not None and _stored(campaign) != spec.model_dump(mode="json"):
         spec, target = _load(spec_path)  # a change approved while this `run` stayed up
     if campaign is not None:
         check_spec_unchanged(spec, campaign, spec_path)
