@@ -196,3 +196,73 @@ def test_a_members_own_wake_waits_for_the_portfolios_step(tmp_path, monkeypatch)
     assert waiting and submitted_meanwhile == 0, out
     assert "acting on portfolio team" in out and agent.returncode == 0, out
     assert len(store.experiments(store.campaign("ctr").id)) >= 1
+
+
+def test_what_ended_campaigns_left_unspent_moves_to_the_live_ones_by_priority():
+    from rankwright.agent.portfolio import Share, moved_budgets
+
+    shares = [Share("done", 1.0, 0.4, 0.1, True), Share("big", 2.0, 0.4, 0.3, False), Share("small", 1.0, 0.2, 0.0, False)]
+    moved = moved_budgets(shares, 1.0)
+    assert moved == {"big": pytest.approx(0.6), "small": pytest.approx(0.3)}  # 0.3 freed, split 2:1
+    assert sum(moved.values()) + 0.1 <= 1.0 + 1e-12
+    again = [Share(s.name, s.priority, moved.get(s.name, s.budget), s.spent, s.ended) for s in shares]
+    assert moved_budgets(again, 1.0) == {}  # applied once, nothing is moved twice
+    assert moved_budgets([Share("a", 1.0, 0.5, 0.5, True), Share("b", 1.0, 0.5, 0.2, False)], 1.0) == {}
+    assert moved_budgets([Share("a", 1.0, 0.5, 0.1, True)], 1.0) == {}  # no one left to take it
+
+
+def test_approving_a_portfolio_again_gives_a_finished_campaigns_unspent_share_to_the_others(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    monkeypatch.setenv("RANKWRIGHT_WAKE_ON_EXIT", "0")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    members = [_toy_campaign(specs, "ctr", [("x3", {"x": 3})]), _toy_campaign(specs, "cvr", [("x5", {"x": 5})]),
+               _toy_campaign(specs, "ltv", [("x2", {"x": 2})])]
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump({
+        "name": "team", "budget": {"amount": 0.3}, "max_parallel": 2,
+        "campaigns": [{"spec": f"specs/{members[0]}"}, {"spec": f"specs/{members[1]}", "priority": 2},
+                      {"spec": f"specs/{members[2]}"}]}))
+
+    def rw(*args, code=0):
+        done = subprocess.run([sys.executable, "-m", "rankwright", *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout
+
+    rw("portfolio", "plan", "team.yaml")
+    first = rw("portfolio", "approve", "team.yaml", "--yes", "--by", "lead")
+    assert "moved" not in first
+    folder = tmp_path / ".rankwright" / "portfolios" / "team"
+    store = open_store()
+    deadline = time.time() + 120
+    while store.campaign("ctr").status != "finished":  # one campaign runs to its end alone
+        rw("wake", str(folder / "ctr.yaml"))
+        assert time.time() < deadline
+        time.sleep(0.3)
+    rw("stop", str(folder / "ltv.yaml"))  # a person ended another before it ran anything
+    before = {n: store.campaign(n).spec["budget"]["amount"] for n in ("ctr", "cvr", "ltv")}
+    assert before == {"ctr": pytest.approx(0.075), "cvr": pytest.approx(0.15), "ltv": pytest.approx(0.075)}
+    spent_ctr = sum(e.actual_cost + e.prior_cost for e in store.experiments(store.campaign("ctr").id))
+    assert 0 < spent_ctr < 0.075
+    refused = subprocess.run([sys.executable, "-m", "rankwright", "portfolio", "approve", "team.yaml"],
+                             input="n\n", capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and store.campaign("cvr").spec["budget"]["amount"] == pytest.approx(0.15)
+    moved = rw("portfolio", "approve", "team.yaml", "--yes", "--by", "lead")
+    assert "moved" in moved and "unspent budget of ended campaigns" in moved
+    after = {n: store.campaign(n).spec["budget"]["amount"] for n in ("ctr", "cvr", "ltv")}
+    assert after["ctr"] == before["ctr"] and after["ltv"] == before["ltv"]  # the ended keep their record
+    assert after["cvr"] == pytest.approx(0.3 - spent_ctr, abs=2e-6) and after["cvr"] <= 0.3 - spent_ctr
+    assert yaml.safe_load((folder / "cvr.yaml").read_text())["budget"]["amount"] == after["cvr"]
+    assert store.campaign("cvr").status == "approved" and store.campaign("ctr").status == "finished"
+    assert store.campaign("ltv").status == "stopped"
+    again = rw("portfolio", "approve", "team.yaml", "--yes", "--by", "lead")
+    assert "moved" not in again and store.campaign("cvr").spec["budget"]["amount"] == after["cvr"]
+    rw("wake", str(folder / "cvr.yaml"))  # its spec on disk is the approved one

@@ -5,7 +5,8 @@ proposal; the portfolio decides what they share.
 
 - **Budget.** The team budget is split by priority when the portfolio is planned; each
   campaign's share becomes its own approved budget, so every guardrail of a campaign
-  (pause, hard cap) holds inside the team's.
+  (pause, hard cap) holds inside the team's. What a campaign that ended left unspent
+  moves to the live ones (`moved_budgets`) when a person approves the portfolio again.
 - **Parallel slots.** The team's slots are shared at every wake (`slot_quota`): each
   campaign that still has work gets at least one slot while there are slots for all, the
   rest go by priority, and when there are fewer slots than campaigns the ones that have
@@ -129,6 +130,32 @@ def standings_of(summaries: list[dict[str, Any]], portfolio: str) -> list[Standi
     return [Standing(r["name"], float(r["portfolio"].get("priority", 1.0)), r["in_flight"], r["spent"],
                      r["status"] != "approved")
             for r in summaries if r["portfolio"] and r["portfolio"].get("name") == portfolio]
+
+
+@dataclass(frozen=True)
+class Share:
+    """What moving the team's budget needs to know of one campaign."""
+
+    name: str
+    priority: float
+    budget: float  # its approved budget now
+    spent: float  # settled cost so far
+    ended: bool  # finished, halted or stopped: it will spend nothing more
+
+
+def moved_budgets(shares: list[Share], total: float) -> dict[str, float]:
+    """The new budgets of the campaigns still going, when some have ended inside their
+    share: the team budget no campaign holds any more (an ended one holds what it spent, a
+    live one its budget) is split among the live ones by priority. Nothing is taken from
+    anyone, and the team's total is never exceeded. Empty when nothing is free to move or
+    no campaign is live; applying the result and asking again gives nothing more."""
+    live = [s for s in shares if not s.ended]
+    free = total - sum(s.spent for s in shares if s.ended) - sum(s.budget for s in live)
+    weight = sum(s.priority for s in live)
+    # 6 decimals, as the shares are written; rounded down, so that the total still holds
+    # (what rounding leaves over is not worth a person's approval)
+    new = {s.name: math.floor((s.budget + free * s.priority / weight) * 1e6) / 1e6 for s in live} if live else {}
+    return {s.name: new[s.name] for s in live if new[s.name] > s.budget + 1e-6}
 
 
 def wake_order(standings: list[Standing]) -> list[str]:

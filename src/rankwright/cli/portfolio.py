@@ -102,15 +102,85 @@ def plan(path: Path, skip_smoke: bool) -> None:
 
 
 def approve(path: Path, by: str | None, yes: bool) -> None:
+    """Approve every member's plan; once some have ended inside their share, approving again
+    moves what they left unspent to the campaigns still going (`moved_budgets`)."""
     from rankwright.cli import campaign as commands
 
     portfolio, members = _members(path)
     for _, _, effective in members:
         _require_planned(path, effective)
+    moved = _move_unspent(path, portfolio, members, by, yes)
+    for _, _, effective in members:
+        name = _name_of(effective)
+        if name in moved:
+            continue
+        if name in _ended(portfolio.name):
+            console.print(f"{name}: ended; nothing to approve", highlight=False)
+            continue
         commands.approve(effective, by, yes)
     console.print(f"portfolio {portfolio.name}: {len(members)} campaigns approved under "
                   f"{portfolio.budget.amount:g} {portfolio.budget.unit}")
     console.print(f"next: rankwright portfolio run {path} --detach (or without --detach to watch it)")
+
+
+ENDED = ("finished", "halted", "stopped")
+
+
+def _ended(portfolio_name: str) -> set[str]:
+    from rankwright.store import open_store
+
+    return {r["name"] for r in open_store().campaign_summaries() if r["status"] in ENDED
+            and r["portfolio"] and r["portfolio"].get("name") == portfolio_name}
+
+
+def _move_unspent(path: Path, portfolio: Any, members: list, by: str | None, yes: bool) -> set[str]:
+    """Offer the budget ended campaigns left unspent to the live ones, by priority; on a
+    person's yes, write each new budget into its member's spec and approve it, holding the
+    portfolio's lease so that no wake reads a spec written but not yet approved. Returns the
+    campaigns whose budget moved."""
+    import yaml
+
+    from rankwright.agent.budget import LedgerEntry, ledger
+    from rankwright.agent.lease import Lease, portfolio_lease_name
+    from rankwright.agent.portfolio import Share, moved_budgets
+    from rankwright.cli import campaign as commands
+    from rankwright.store import open_store
+
+    store = open_store()
+    shares, files = [], {}
+    for member, _, effective in members:
+        campaign = store.campaign(_name_of(effective))
+        if campaign is None or store.approval_of(store.latest_plan_id(campaign.id) or -1) is None:
+            return set()  # a member never approved: this is the first approval, nothing has ended
+        spent = ledger(LedgerEntry(e.reserved_cost, e.actual_cost, e.prior_cost)
+                       for e in store.experiments(campaign.id)).spent
+        shares.append(Share(campaign.name, member.priority, float(campaign.spec["budget"]["amount"]), spent,
+                            campaign.status in ENDED))
+        files[campaign.name] = effective
+    moved = moved_budgets(shares, portfolio.budget.amount)
+    if not moved:
+        return set()
+    table = Table(title=f"portfolio {portfolio.name}: unspent budget of ended campaigns, moved by priority",
+                  box=box.SIMPLE_HEAD)
+    for column in ("campaign", "state", "spent", "budget", "new budget"):
+        table.add_column(column, justify="left" if column in ("campaign", "state") else "right")
+    for share in shares:
+        table.add_row(share.name, "ended" if share.ended else "live", f"{share.spent:.3g}", f"{share.budget:.3g}",
+                      f"{moved[share.name]:.3g}" if share.name in moved else "-")
+    console.print(table)
+    extra = sum(moved[s.name] - s.budget for s in shares if s.name in moved)
+    if not yes and not typer.confirm(f"Move {extra:.3g} {portfolio.budget.unit} to the {len(moved)} live "
+                                     f"campaign(s), as {by or 'you'}?"):
+        raise typer.Exit(code=1)
+    with Lease(store, portfolio_lease_name(portfolio.name)):
+        for name, amount in moved.items():
+            document = yaml.safe_load(files[name].read_text(encoding="utf-8"))
+            document["budget"] = {**document["budget"], "amount": amount}
+            files[name].write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+            commands.approve(files[name], by, True)  # the person said yes to the move above
+    console.print(f"moved {extra:.3g} {portfolio.budget.unit} left unspent by ended campaigns to "
+                  f"{', '.join(moved)}", highlight=False)
+    return set(moved)
 
 
 def _require_planned(path: Path, effective: Path) -> None:
