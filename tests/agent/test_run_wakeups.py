@@ -128,3 +128,23 @@ def test_alarm_returns_on_a_ring_and_on_its_timer(tmp_path):
         t0 = time.monotonic()
         changed = alarm.wait(30)
         assert time.monotonic() - t0 < 3 and any(p.endswith("c1") or ".c1." in p for p in changed), changed
+
+
+def test_first_seed_moves_every_repeats_training_seed(workdir):
+    """Two campaigns with other first seeds share no training seed (the head-to-head gives
+    each method seed its own): repeat n trains on first_seed + n - 1."""
+    path = _campaign(workdir, sleep=0.0, changes=1)
+    spec = yaml.safe_load(open(path))
+    spec.update(name="seeded", first_seed=500, baseline_seeds=2)
+    open(path, "w").write(yaml.safe_dump(spec))
+    for command in (["plan", path], ["approve", path, "--yes"], ["run", path, "--interval", "1"]):
+        done = subprocess.run([sys.executable, "-m", "rankwright", *command], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    store = open_store()
+    runs = [e for e in store.experiments(store.campaign("seeded").id) if e.status is ExperimentStatus.SUCCEEDED]
+    from rankwright.agent.naming import work_dir
+
+    seeds = {e.seed: yaml.safe_load((work_dir(workdir / ".rankwright", e.idempotency_key) / "experiment.yaml")
+                                    .read_text())["train"]["seed"] for e in runs}
+    assert seeds == {1: 500, 2: 501}, seeds

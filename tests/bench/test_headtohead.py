@@ -21,7 +21,7 @@ TINY = T.Task("tiny", "synthetic", {"source": "synthetic", "synthetic": {"rows":
 @pytest.mark.parametrize("task", sorted(T.TASKS))
 @pytest.mark.parametrize("baseline", ["weak", "strong"])
 def test_the_peers_first_trial_is_the_baseline_itself(task: str, baseline: str) -> None:
-    target = builtin_target("dnn", T.TASKS[task].config(baseline))
+    target = builtin_target(T.TASKS[task].model_name, T.TASKS[task].config(baseline))
     space = T.peer_space(T.TASKS[task], baseline)
     changes = P.changes_of(P.baseline_params(space, target), space)
     assert target.config_with(changes) == target.base_config
@@ -63,45 +63,100 @@ def test_a_peer_stays_in_budget_and_resumes_without_running_anything_twice(tmp_p
     assert len(runs) == again["runs"]
 
 
-def _outcome(method: str, seed: int, ne: float, auc: float, cell: str = "pairwise-strong-small") -> dict:
+EVAL = [str(s) for s in T.EVAL_SEEDS]
+
+
+def _ref(ne: float = 1.0, auc: float = 0.7, bayes: float | None = 0.8, wobble: float = 0.0) -> H.Reference:
+    by_seed = {s: {"ne": ne + wobble * (i - 2), "auc": auc} for i, s in enumerate(EVAL)}
+    return H.Reference(unit_s=1.0, test_ne=ne, test_auc=auc, bayes_ne=bayes, runs=5, reused=0, by_seed=by_seed)
+
+
+def _outcome(method: str, seed: int, ne: float, auc: float, cell: str = "pairwise-strong-small",
+             wobble: float = 0.0) -> dict:
+    """A method seed's outcome as the harness keeps it: what it shipped and the benchmark's
+    evaluation runs of it (test NE `ne` on every evaluation seed, plus the same wobble as
+    the baseline's)."""
     task, baseline, budget = cell.split("-")
+    by_seed = {s: {"ne": ne + wobble * (i - 2), "auc": auc} for i, s in enumerate(EVAL)}
     return {"cell": cell, "task": task, "baseline": baseline, "budget": budget, "method": method, "seed": seed,
-            "test_ne": ne, "test_auc": auc, "spent_s": 15.0, "unit_s": 1.0, "budget_s": 16.0, "wall_s": 60.0,
-            "runs": 10, "reused": 0, "shipped_baseline": False, "all_test_ne": [ne]}
+            "changes": {"train.learning_rate": 0.002}, "evaluation": {"config": "x", "by_seed": by_seed},
+            "spent_s": 15.0, "unit_s": 1.0, "budget_s": 16.0, "wall_s": 60.0, "runs": 10, "reused": 0,
+            "shipped_baseline": False}
 
 
-def test_the_summary_gives_gains_gaps_ratios_and_goals() -> None:
-    refs = {"pairwise-strong": H.Reference(unit_s=1.0, test_ne=1.0, test_auc=0.7, bayes_ne=0.8, runs=5, reused=0)}
+def test_the_summary_gives_paired_gains_gaps_ratios_win_rates_and_goals() -> None:
+    refs = {"pairwise-strong": _ref(wobble=0.01)}
     outcomes = []
-    for seed in (1, 2, 3):
-        outcomes += [_outcome("rankwright", seed, 0.90 + 0.01 * seed, 0.75), _outcome("tpe", seed, 0.96, 0.72),
-                     _outcome("tpe-few", seed, 0.95, 0.72), _outcome("random", seed, 1.01, 0.69)]
+    for seed in (1, 2, 3, 4, 5):
+        outcomes += [_outcome("rankwright", seed, 0.90 + 0.01 * (seed % 3), 0.75, wobble=0.01),
+                     _outcome("tpe", seed, 0.96, 0.72, wobble=0.01),
+                     _outcome("tpe-few", seed, 0.90 + 0.01 * (seed % 3), 0.72, wobble=0.01),
+                     _outcome("random", seed, 1.01, 0.69, wobble=0.01)]
     s = H.aggregate(outcomes, refs)
     ours = next(r for r in s["rows"] if r["method"] == "rankwright")
-    assert ours["gain_ne"]["mean"] == pytest.approx(0.08)
-    assert ours["gain_ne"]["low"] < 0.08 < ours["gain_ne"]["high"]
-    assert ours["gap"]["mean"] == pytest.approx(0.12)
+    mean_ne = sum(0.90 + 0.01 * (seed % 3) for seed in (1, 2, 3, 4, 5)) / 5
+    assert ours["gain_ne"]["mean"] == pytest.approx(1.0 - mean_ne)  # paired: the shared wobble cancels
+    assert ours["gain_ne"]["low"] < ours["gain_ne"]["mean"] < ours["gain_ne"]["high"]
+    assert ours["gap"]["mean"] == pytest.approx(mean_ne - 0.8)
+    assert ours["gain_auc"]["mean"] == pytest.approx(0.05)
     vs_tpe = next(r for r in s["ratios"] if r["peer"] == "tpe")
-    assert vs_tpe["gain_ratio"] == pytest.approx(0.08 / 0.04)
-    assert vs_tpe["gap_ratio"] == pytest.approx(0.12 / 0.16)
+    assert (vs_tpe["wins"], vs_tpe["losses"], vs_tpe["ties"]) == (5, 0, 0)
+    assert vs_tpe["sign_p"] == pytest.approx(0.0625)
+    assert vs_tpe["gap_ratio"]["value"] == pytest.approx((mean_ne - 0.8) / 0.16)
+    assert vs_tpe["gap_ratio"]["low"] <= vs_tpe["gap_ratio"]["value"] <= vs_tpe["gap_ratio"]["high"]
+    assert vs_tpe["gain_ratio"]["value"] == pytest.approx((1 - mean_ne) / 0.04)
+    vs_few = next(r for r in s["ratios"] if r["peer"] == "tpe-few")
+    assert (vs_few["wins"], vs_few["losses"], vs_few["ties"]) == (0, 0, 5)  # the same shipped NE: ties
     vs_random = next(r for r in s["ratios"] if r["peer"] == "random")
-    assert vs_random["gain_ratio"] is None  # random made it worse: no ratio of a non-positive gain
-    assert s["geomean"]["tpe/small"]["gain_ratio"]["value"] == pytest.approx(2.0)
+    assert vs_random["gain_ratio"]["value"] is None  # random made it worse: no ratio of a non-positive gain
+    assert s["geomean"]["random/small"]["gain_ratio"] == {"value": None, "of": 0, "cells": 1}
     said = H.goals(s)
-    assert any("at most half of TPE's: missed" in g for g in said)  # 0.75 > 0.5
-    assert any("at least 2x TPE's: met" in g for g in said)
+    assert any(g.startswith("small budget, gap over TPE's geo. mean at most 0.8: met (0.70 over 1 of 1 cells")
+               for g in said), said
+    assert "small budget, beats TPE on at least 60% of method seeds: met (5 of 5; 0 lost, 0 tied)" in said
+    assert "small budget, long-run goal of 0.5x TPE's gap: missed" in said
+
+
+def test_a_method_is_scored_on_the_benchmarks_own_evaluation_runs(tmp_path: Path, monkeypatch) -> None:
+    """What a method ships is trained on the evaluation seeds, the same for every method:
+    never the run it selected; the same shipped configuration is trained once; shipping the
+    baseline scores the baseline's own evaluation runs."""
+    from rankwright.bench.runs import Finished, Runner
+
+    started: list[str] = []
+
+    def run_all(self, jobs):
+        started.extend(jobs)
+        assert all(changes["train.seed"] in T.EVAL_SEEDS for changes in jobs.values())
+        return {key: Finished(key, "succeeded", 1.0, 1.0, 0.5, {"ne": 0.9, "auc": 0.7}, None, [0.5], False)
+                for key in jobs}
+
+    monkeypatch.setattr(Runner, "run_all", run_all)
+    ships = {"rankwright": {"train.learning_rate": 0.002}, "tpe": {"train.learning_rate": 0.002}, "random": {}}
+    monkeypatch.setattr(H, "_search", lambda cell, method, seed, ref, folder: {
+        "method": method, "shipped_baseline": not ships[method], "changes": ships[method], "spent_s": 1.0,
+        "runs": 3, "reused": 0, "wall_s": 1.0})
+    cell, ref = T.Cell("wide", "weak", "small"), _ref()
+    outs = {m: H.run_method(cell, m, 1, ref, tmp_path, print) for m in ships}
+    assert outs["rankwright"]["evaluation"] == outs["tpe"]["evaluation"]
+    assert outs["random"]["evaluation"]["by_seed"] == ref.by_seed
+    assert len(set(started)) == len(T.EVAL_SEEDS) and len(started) == 2 * len(T.EVAL_SEEDS)
+    again = H.run_method(cell, "tpe", 1, ref, tmp_path, print)  # resumed: nothing run again
+    assert again["evaluation"] == outs["tpe"]["evaluation"] and len(started) == 2 * len(T.EVAL_SEEDS)
 
 
 def test_the_results_read_at_80_columns(tmp_path: Path) -> None:
-    refs = {"wide-weak": H.Reference(1.0, 0.9, 0.7, 0.8, 5, 0)}
+    refs = {"wide-weak": _ref(0.9, 0.7, 0.8)}
     outcomes = [_outcome(m, s, 0.88 - 0.001 * s, 0.71, "wide-weak-small") for m in T.METHODS for s in (1, 2, 3)]
     summary = H.aggregate(outcomes, refs)
     part = {"seeds": [1, 2, 3], "settings_commit": "abc1234", "commit": "def5678", "started": "2026-12-01 10:00:00 UTC",
             "finished": "2026-12-01 11:00:00 UTC", "wall_s": 3600, "cpus": 2, "summary": summary,
-            "goals": H.goals(summary)}
+            "goals": H.goals(summary), "tasks": ["wide"], "policy_commits": ["abc1234 2026-12-07 a policy"],
+            "first_fair_run": "0123456"}
     text = H.render({"sets": {"primary": part}})
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert tables and max(len(line) for line in tables) <= 80
+    assert tables and max(len(line) for line in tables) <= 80, max(tables, key=len)
+    assert "- abc1234 2026-12-07 a policy" in text
     H.plot({"sets": {"primary": part}}, tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
 
@@ -111,6 +166,7 @@ def test_the_results_read_at_80_columns(tmp_path: Path) -> None:
     (["--budgets", "huge"], "--budgets: unknown huge"),
     (["--seeds", "lucky"], "--seeds: unknown seed set"),
     (["--resume", "/no/such/folder"], "no such folder"),
+    (["--tasks", "criteo"], "criteo held out: run once with --seeds held-out"),
 ])
 def test_bad_bench_options_exit_2_naming_the_problem(args: list[str], says: str) -> None:
     result = CliRunner().invoke(app, ["bench", *args])
@@ -120,19 +176,56 @@ def test_bad_bench_options_exit_2_naming_the_problem(args: list[str], says: str)
 
 
 def test_the_settings_are_fixed_in_one_place() -> None:
-    assert T.SEED_SETS["primary"]["small"] and not set(T.SEED_SETS["primary"]["small"]) \
-        & set(T.SEED_SETS["held-out"]["small"])
-    assert [c.name for c in T.cells(tuple(T.TASKS), ("small", "large"))] == [
+    small = T.SEED_SETS["primary"]["small"]
+    assert len(small) >= 5 and not set(small) & set(T.SEED_SETS["held-out"]["small"])
+    assert [c.name for c in T.cells(T.DEVELOPMENT_TASKS, ("small", "large"))] == [
         "pairwise-weak-small", "pairwise-strong-small", "numeric-weak-small", "numeric-strong-small",
         "wide-weak-small", "wide-strong-small", "frappe-weak-small", "frappe-strong-small",
         "pairwise-strong-large", "frappe-strong-large"]
-    spec = T.campaign_spec(T.Cell("wide", "weak", "small"), 1, 0.02)
+    assert len(T.HELD_OUT_TASKS) >= 2 and not set(T.HELD_OUT_TASKS) & set(T.DEVELOPMENT_TASKS)
+    # no method trains on an evaluation seed: methods train from 1000 x method seed, 20 repeats at most
+    trained = {T.training_seeds(m) + k for sets in T.SEED_SETS.values() for seeds in sets.values()
+               for m in seeds for k in range(20)}
+    assert not trained & set(T.EVAL_SEEDS) and not trained & set(T.REFERENCE_STUDY_SEEDS)
+    assert len(T.EVAL_SEEDS) >= 5
+    for name, task in T.TASKS.items():  # real data: a reference fixed in code, with its source (or why none)
+        assert task.kind == "synthetic" or task.reference_source, name
+    assert T.TASKS["frappe"].reference_ne is not None
+    spec = T.campaign_spec(T.Cell("wide", "weak", "small"), 2, 0.02)
     assert spec["hypotheses"]["use_llm"] is False and spec["budget"]["amount"] == 0.02
+    assert spec["first_seed"] == T.training_seeds(2)
     json.dumps(spec)
 
 
+def test_held_out_tasks_never_run_with_development_seeds(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="held-out tasks"):
+        H.run(("criteo",), ("small",), "primary", tmp_path / "w", tmp_path / "o" / "h", tmp_path, print)
+
+
+def test_results_list_the_policy_commits_made_after_the_first_fair_run(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True,
+                              env={"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+                                   "GIT_COMMITTER_EMAIL": "a@b", "PATH": "/usr/bin:/bin"}).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "src" / "rankwright" / "agent").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("a")
+    git("add", "."), git("commit", "-qm", "first run here")
+    first = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "src" / "rankwright" / "agent" / "policy.py").write_text("x = 1")
+    git("add", "."), git("commit", "-qm", "a policy change")
+    (tmp_path / "README.md").write_text("b")
+    git("add", "."), git("commit", "-qm", "docs only")
+    listed = H.policy_commits(tmp_path, first)
+    assert len(listed) == 1 and listed[0].endswith("a policy change")
+    assert H.policy_commits(tmp_path, None) == []
+
+
 def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: H.Reference(1.0, 1.0, 0.7, 0.8, 5, 0))
+    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: _ref())
 
     def fake(cell, method, seed, ref, work, say, commit="unknown"):
         if method == "tpe-few" and seed == 2:
@@ -145,7 +238,7 @@ def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, mon
     part = H.run(("wide",), ("small",), "primary", tmp_path / "work", tmp_path / "out" / "h2h", tmp_path,
                  said.append)
     assert part["complete"] and len(part["failures"]) == 2, part["failures"]  # seed 2 of both baselines
-    assert part["done"] == 2 * 4 * 3 - 2
+    assert part["done"] == 2 * 4 * len(T.SEED_SETS["primary"]["small"]) - 2
     assert any("tpe-few seed 2: FAILED" in line for line in said)
     text = (tmp_path / "out" / "h2h.md").read_text()
     assert "wide-weak-small tpe-few seed 2: rankwright run failed" in text
@@ -153,7 +246,7 @@ def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, mon
     assert set(document["sets"]) == {"primary"}
     row = next(r for r in document["sets"]["primary"]["summary"]["rows"]
                if r["cell"] == "wide-weak-small" and r["method"] == "tpe-few")
-    assert row["gain_ne"]["n"] == 2
+    assert row["gain_ne"]["n"] == len(T.SEED_SETS["primary"]["small"]) - 1
 
 
 def test_results_name_the_commit_of_each_method_when_a_resume_mixed_them() -> None:
@@ -165,7 +258,7 @@ def test_results_name_the_commit_of_each_method_when_a_resume_mixed_them() -> No
 
 
 def test_a_method_that_used_more_than_its_budget_is_marked() -> None:
-    refs = {"wide-weak": H.Reference(1.0, 0.9, 0.7, 0.8, 5, 0)}
+    refs = {"wide-weak": _ref(0.9, 0.7, 0.8)}
     outcomes = [_outcome(m, 1, 0.88, 0.71, "wide-weak-small") for m in T.METHODS]  # each used 15 of 16
     outcomes[0]["spent_s"] = 16.4  # rankwright: 2.5% over
     part = {"seeds": [1], "settings_commit": "a", "commit": "b", "started": "s", "finished": "f", "wall_s": 60,
@@ -178,7 +271,7 @@ def test_a_method_that_used_more_than_its_budget_is_marked() -> None:
 def test_a_method_seed_measured_on_a_busy_machine_is_said(tmp_path: Path, monkeypatch) -> None:
     """Held-out Frappe large, seed 102: the same baseline runs cost 15% more CPU while other
     work shared the machine. The harness warns at the start and marks what it measured then."""
-    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: H.Reference(1.0, 1.0, 0.7, 0.8, 5, 0))
+    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: _ref())
     monkeypatch.setattr(H, "run_method", lambda cell, method, seed, ref, work, say, commit="unknown":
                         _outcome(method, seed, 0.95, 0.72, cell.name) | {"runs": 10, "reused": 3 if seed == 1 else 10})
     loads = iter([5.0] + [4.0, 0.5] * 100)  # busy at the start and for every seed-1 method, then quiet

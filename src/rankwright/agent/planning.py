@@ -43,7 +43,8 @@ def _seeds_differ(spec: CampaignSpec, target: Target) -> CheckItem:
     """Repeats measure the noise only if they can differ: the target must have a seed knob."""
     seed = target.role_paths().get("seed")
     if seed:
-        return CheckItem("repeats differ by their seed", True, f"each repeat sets {seed} to its seed number")
+        return CheckItem("repeats differ by their seed", True, f"each repeat sets {seed} to its seed number"
+                         + (f" plus {spec.first_seed - 1}" if spec.first_seed != 1 else ""))
     if spec.baseline_seeds <= 1 and spec.hypotheses.seeds <= 1:
         return CheckItem("repeats differ by their seed", True, "one seed per arm: nothing is repeated")
     return CheckItem("repeats differ by their seed", False,

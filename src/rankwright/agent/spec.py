@@ -163,6 +163,9 @@ class CampaignSpec(_Frozen):
     gpus_per_run: int | None = Field(None, ge=0, le=64,
                                      description="GPUs each run gets (default: 1 on a gpu_hours budget, else 0)")
     baseline_seeds: int = Field(3, ge=1, le=100, description="baseline repeats that measure the noise")
+    first_seed: int = Field(1, ge=0, le=2**31 - 1000, description="training seed of every arm's first repeat; repeat "
+                            "n trains on first_seed + n - 1 (two campaigns with other first seeds share no "
+                            "training seed)")
     allowed_paths: tuple[str, ...] = Field((".rankwright",), min_length=1)
     changes: tuple[Change, ...] = ()
     hypotheses: HypothesisPolicy = Field(default_factory=HypothesisPolicy)
@@ -197,6 +200,11 @@ def _paths_from(base_config: dict[str, Any], folder: Path) -> dict[str, Any]:
         if isinstance(value, str) and value and not Path(value).is_absolute():
             out["data"][role] = str((folder / value).resolve())
     return out
+
+
+def training_seed(spec: CampaignSpec, repeat: int) -> int:
+    """The seed a repeat trains on: repeat numbers name runs, the first seed moves them."""
+    return spec.first_seed + repeat - 1
 
 
 def gpus_per_run(spec: CampaignSpec) -> int:

@@ -27,7 +27,7 @@ from rankwright.agent.budget import BudgetAction, BudgetPolicy, Ledger, can_rese
 from rankwright.agent.collect import attempt_key, collect_ended, is_hung, prepare_attempt, timed_out
 from rankwright.agent.runbook import load_runbook
 from rankwright.agent.naming import fidelity_share, is_baseline, work_dir
-from rankwright.agent.spec import CampaignSpec, gpus_per_run
+from rankwright.agent.spec import CampaignSpec, gpus_per_run, training_seed
 from rankwright.agent.states import CampaignStatus, move, parse_status
 from rankwright.executors import Executor, ExecutorFull, RunSpec, RunStatus, thread_env
 from rankwright.store import Store
@@ -159,7 +159,7 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
         entry = by_key[key]
         changes = dict(entry["changes"])
         if seed_knob:  # repeats differ only by their seed (the target's knob with the seed role)
-            changes.setdefault(seed_knob, entry["seed"])
+            changes.setdefault(seed_knob, training_seed(spec, entry["seed"]))
         changes.update(remedy or {})  # a runbook retry's remedied knobs
         return changes
 

@@ -120,26 +120,24 @@ def _ended_runs(folder: Path, name: str) -> int:
 
 
 def read_outcome(path: Path, folder: Path) -> dict[str, Any]:
-    """What the campaign proposes and at what cost, from its store."""
+    """What the campaign would ship (its knob changes from the baseline) and at what cost,
+    from its store, as the report reads it. Its own test readings are not read here: the
+    benchmark scores what it ships on evaluation runs of its own."""
     with _inside(folder):
         from rankwright.agent.spec import load_campaign
-        from rankwright.report.build import build_proposal, run_metric
+        from rankwright.report.build import build_proposal
+        from rankwright.report.proposal import ABSENT
         from rankwright.store import open_store
 
         spec, target = load_campaign(path)
         store = open_store()
         proposal = build_proposal(store, spec, target, (folder / ".rankwright").resolve())
         experiments = store.experiments(store.campaign(spec.name).id)
-    metrics = {m.metric: m for m in proposal.metrics}
-    ne, auc = metrics.get("ne"), metrics.get("auc")
-    shipped = proposal.found_better and ne is not None
+    changes = {path: new for path, _, new in proposal.config_diff if new is not ABSENT and path != "train.seed"}
+    shipped = proposal.found_better and bool(changes)
     return {
-        "method": "rankwright", "shipped_baseline": not shipped,
-        "test_ne": ne.proposal if shipped else None, "test_auc": auc.proposal if shipped and auc else None,
-        "own_baseline_ne": ne.baseline if ne else None, "seeds": ne.seeds if ne else 0,
-        "headline": proposal.headline, "changes": {str(k): v for k, _, v in proposal.config_diff},
-        "spent_s": proposal.spent * 3600.0, "runs": len(experiments),
+        "method": "rankwright", "shipped_baseline": not shipped, "changes": changes if shipped else {},
+        "headline": proposal.headline, "spent_s": proposal.spent * 3600.0, "runs": len(experiments),
         "best_valid": min(((e.metrics or {}).get("objective") for e in experiments
                            if (e.metrics or {}).get("objective") is not None), default=None),
-        "all_test_ne": [t for e in experiments if (t := run_metric(e.metrics, "test", "ne")) is not None],
     }

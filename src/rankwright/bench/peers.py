@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rankwright.bench.runs import POLL_S, Finished, Runner
-from rankwright.bench.tasks import MAX_PARALLEL, PRUNER, TPE_FEW_STARTUP
+from rankwright.bench.tasks import MAX_PARALLEL, PRUNER, TPE_FEW_STARTUP, training_seeds
 from rankwright.targets import Target
 
 
@@ -147,7 +147,7 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
                 return False
             with log_path.open("a") as f:
                 f.write(json.dumps({"number": trial.number, "params": trial.params, "key": key}) + "\n")
-        changes = {**changes_of(trial.params, space), "train.seed": 1}
+        changes = {**changes_of(trial.params, space), "train.seed": training_seeds(seed)}
         handle = None
         while handle is None:  # a slot frees when a run of ours ends; wait for it here
             handle = runner.submit(key, changes)

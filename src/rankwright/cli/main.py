@@ -160,7 +160,8 @@ def demo(
 
 @app.command()
 def bench(
-    tasks: str = typer.Option("pairwise,numeric,wide,frappe", help="comma-separated tasks"),
+    tasks: str = typer.Option("pairwise,numeric,wide,frappe", help="comma-separated tasks; the held-out tasks "
+                              "(higher_order7919, criteo) run once, with --seeds held-out, at the end"),
     budgets: str = typer.Option("small,large", help="comma-separated budgets: small (16 runs), large (64)"),
     seeds: str = typer.Option("primary", help="seed set: primary, or held-out (run once, at the end)"),
     methods: str = typer.Option("rankwright,tpe,tpe-few,random", help="comma-separated methods"),
@@ -186,6 +187,9 @@ def bench(
         fail(f"--seeds: unknown seed set {seeds!r}; known: {', '.join(T.SEED_SETS)}")
     if resume is not None and not resume.is_dir():
         fail(f"--resume {resume}: no such folder (give the work folder an earlier `rankwright bench` printed)")
+    held_out = [t for t in chosen["tasks"] if T.TASKS[t].held_out]
+    if held_out and seeds != "held-out" and not memory:
+        fail(f"--tasks: {', '.join(held_out)} held out: run once with --seeds held-out, after every development run")
     root = Path(__file__).resolve().parents[3]
     results = root / "benchmarks" / "results"
     out = out or ((results if results.is_dir() else Path("rankwright-bench")) / "headtohead")
