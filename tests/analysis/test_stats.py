@@ -1,6 +1,7 @@
-"""The shared statistics: worked examples, agreement with `seeded_effect` and SciPy, and
-simulations of the product's default use (3 paired seeds per arm) that check the error
-rates and power the verdicts promise."""
+"""The shared statistics: worked examples, agreement with `seeded_effect` and SciPy, the
+pooled tests and the two-stage rule on worked cases, and simulations of one paired test
+(3 seeds, correlation 0.9: the full-fidelity comparisons of combination). The validation
+rule at the product's own defaults is simulated in test_sequential.py."""
 
 import math
 
@@ -11,15 +12,18 @@ import scipy.stats
 from rankwright.analysis import (
     Judgement,
     PairedResult,
+    TwoStageDesign,
     Verdict,
     adjust,
     benjamini_hochberg,
     borderline,
     holm,
     judge,
+    judge_two_stage,
     kendall,
     mean_ci,
     paired_test,
+    pooled_paired_tests,
     spearman,
     t_quantile,
     verdict,
@@ -75,6 +79,122 @@ def test_agreeing_seeds_never_read_as_certainty():
 def test_zero_baseline_is_refused():
     with pytest.raises(ValueError):
         paired_test({0: 1.0, 1: 2.0}, {0: -1.0, 1: 1.0})
+
+
+# -- pooled tests ----------------------------------------------------------------------------
+
+POOL_BASE = {1: 0.900, 2: 0.910, 3: 0.905}
+POOL_ARMS = {"a": {1: 0.890, 2: 0.905}, "b": {1: 0.902, 2: 0.909}, "c": {1: 0.895, 2: 0.915}}
+
+
+def _two_way_by_hand(arms, base):
+    """Arm + seed least squares with an intercept (another coding than the product's)."""
+    seeds = sorted({s for v in arms.values() for s in v} & set(base))
+    rows, ys = [], []
+    mb = np.mean(list(base.values()))
+    for i, values in enumerate([base, *arms.values()]):
+        for s in seeds:
+            if s in values:
+                rows.append([1.0] + [float(s == t) for t in seeds[1:]]
+                            + [float(i == j) for j in range(1, len(arms) + 1)])
+                ys.append(values[s] / mb)
+    x, y = np.asarray(rows), np.asarray(ys)
+    beta, rss, *_ = np.linalg.lstsq(x, y, rcond=None)
+    df = len(y) - x.shape[1]
+    cov = rss[0] / df * np.linalg.inv(x.T @ x)
+    k = len(arms)
+    return beta[-k:], np.sqrt(np.diag(cov)[-k:]), df
+
+
+def test_pooled_tests_are_the_two_way_model_with_df_summed_over_arms():
+    pooled = pooled_paired_tests(POOL_ARMS, POOL_BASE)
+    effects, ses, df = _two_way_by_hand(POOL_ARMS, POOL_BASE)
+    assert df == 3  # 3 arms x (2 seeds - 1); each alone has df 1
+    for (name, r), effect, se in zip(pooled.items(), effects, ses):
+        alone = paired_test(POOL_ARMS[name], POOL_BASE)
+        assert r.effect == pytest.approx(alone.effect, rel=1e-9) == pytest.approx(effect, rel=1e-9)
+        assert (r.df, r.n, r.paired, r.pooled) == (3, 2, True, 3) and alone.df == 1
+        assert r.se == pytest.approx(se, rel=1e-9)
+        assert r.p_lower == pytest.approx(scipy.stats.t.cdf(r.effect / r.se, 3), rel=1e-9)
+    assert "seed noise pooled over 3 arms (df 3)" in judge(pooled)["a"].reason
+
+
+def test_pooled_tests_take_unbalanced_seeds_a_lone_arm_and_an_erratic_one():
+    # a topped-up arm (4 seeds) beside arms of 2, the baseline on 4
+    base = {**POOL_BASE, 4: 0.897}
+    arms = {**POOL_ARMS, "a": {1: 0.890, 2: 0.905, 3: 0.899, 4: 0.886}}
+    pooled = pooled_paired_tests(arms, base)
+    effects, ses, df = _two_way_by_hand(arms, base)
+    assert df == 5 and all(r.df == 5 for r in pooled.values())
+    assert [r.effect for r in pooled.values()] == pytest.approx(list(effects), rel=1e-9)
+    assert [r.se for r in pooled.values()] == pytest.approx(list(ses), rel=1e-9)
+    assert pooled["a"].se < pooled["b"].se and pooled["a"].n == 4
+    # no shared seed: Welch, as before; one arm with one seed leaves no df: the arm alone
+    lone = pooled_paired_tests({**POOL_ARMS, "u": {7: 0.80, 8: 0.81}}, POOL_BASE)
+    assert lone["u"] == paired_test({7: 0.80, 8: 0.81}, POOL_BASE) and lone["a"] == pooled_paired_tests(
+        POOL_ARMS, POOL_BASE)["a"]
+    assert pooled_paired_tests({"x": {1: 0.89}}, POOL_BASE)["x"] == paired_test({1: 0.89}, POOL_BASE)
+    # an arm that makes training erratic (-11% and +9%) is judged on its own spread, and the
+    # others keep the pool they had without it
+    wild = pooled_paired_tests({**POOL_ARMS, "e": {1: 0.80, 2: 0.99}}, POOL_BASE)
+    assert wild["e"] == paired_test({1: 0.80, 2: 0.99}, POOL_BASE) and wild["e"].pooled == 0
+    assert wild["a"] == pooled_paired_tests(POOL_ARMS, POOL_BASE)["a"]
+
+
+def test_the_pooled_spread_is_floored_like_the_paired_one():
+    same = {f"t{i}": {1: 0.899, 2: 0.899} for i in range(3)}
+    r = pooled_paired_tests(same, {1: 0.9, 2: 0.9})["t0"]
+    assert r.se == pytest.approx(0.0005 / math.sqrt(2), rel=1e-6)  # a paired difference's sd >= 0.05%
+    with pytest.raises(ValueError):
+        pooled_paired_tests({"a": {}}, POOL_BASE)
+
+
+# -- the two-stage rule ----------------------------------------------------------------------
+
+
+def test_two_stage_design_splits_alpha_and_none_without_top_ups():
+    d = TwoStageDesign(alpha=0.1, first_seeds=2, extra_seeds=2)
+    assert d.sequential and d.alpha1 < 0.1 and d.alpha1 + d.alpha2 == pytest.approx(0.1)
+    assert d.total_seeds == 4 and d.band_level > d.alpha1
+    one = TwoStageDesign(alpha=0.1, first_seeds=2, extra_seeds=0)
+    assert not one.sequential and (one.alpha1, one.alpha2, one.total_seeds) == (0.1, 0.0, 2)
+    assert "no top-ups" in one.describe() and "two stages" in d.describe()
+    with pytest.raises(ValueError):
+        TwoStageDesign(alpha=0.0, first_seeds=2, extra_seeds=2)
+
+
+def test_two_stage_judgement_stage_one_then_stage_two_at_the_rest_of_alpha():
+    d = TwoStageDesign(alpha=0.1, first_seeds=2, extra_seeds=2)
+    base = {1: 0.900, 2: 0.910, 3: 0.905}
+    arms = {"big": {1: 0.870, 2: 0.881}, "maybe": {1: 0.897, 2: 0.907}, "n1": {1: 0.901, 2: 0.909},
+            "n2": {1: 0.899, 2: 0.912}}
+    first = judge_two_stage(arms, base, d)
+    assert first["big"].verdict is Verdict.HELPED and first["big"].stage == 1 and first["big"].level == d.alpha1
+    assert first["maybe"].verdict is Verdict.INCONCLUSIVE and first["maybe"].borderline
+    assert d.alpha1 <= first["maybe"].p_adjusted_lower < d.band_level
+    assert not first["n1"].borderline and not first["big"].borderline
+    # the stage-1 decisions are one pooled look at alpha1 (no gain is judged at alpha)
+    look = judge(pooled_paired_tests(arms, base), alpha=d.alpha1)
+    decided = (Verdict.HELPED, Verdict.HURT)
+    assert {n: j.verdict in decided for n, j in first.items()} == {n: j.verdict in decided for n, j in look.items()}
+    # "maybe" topped up to 4 seeds (the baseline to 4): judged on all of them at alpha2, the
+    # others standing at p = 1 in its correction; a verdict of stage 1 stands
+    topped = {**arms, "maybe": {1: 0.897, 2: 0.907, 3: 0.899, 4: 0.893}}
+    second = judge_two_stage(topped, {**base, 4: 0.899}, d)
+    j = second["maybe"]
+    stage_two = pooled_paired_tests(topped, {**base, 4: 0.899})["maybe"]
+    assert (j.stage, j.level, j.result) == (2, d.alpha2, stage_two) and not j.borderline
+    assert j.p_adjusted_lower == pytest.approx(min(1.0, 4 * stage_two.p_lower))  # Holm over [p, 1, 1, 1]
+    assert j.verdict is Verdict.HELPED and j.p_adjusted_lower < d.alpha2
+    assert "stage 2 of 2, on all its seeds at alpha 0.06" in j.reason and "stage 1 of 2" in first["maybe"].reason
+    assert second["big"].verdict is Verdict.HELPED and second["big"].stage == 1
+    # judged on its stage-1 seeds as before the top-up (relative to the baseline's new mean)
+    assert (second["n1"].verdict, second["n1"].stage) == (first["n1"].verdict, 1)
+    assert second["n1"].p_adjusted_lower == pytest.approx(first["n1"].p_adjusted_lower)
+    # without top-ups one look at alpha, and nothing is borderline
+    single = judge_two_stage(arms, base, TwoStageDesign(alpha=0.1, first_seeds=2, extra_seeds=0))
+    assert all(not x.borderline and x.level == 0.1 for x in single.values())
+    assert judge_two_stage({}, base, d) == {}
 
 
 # -- intervals -------------------------------------------------------------------------------
@@ -159,8 +279,11 @@ def test_correction_can_turn_a_single_win_into_inconclusive():
     family = {"x": lone, **{f"n{i}": _r(0.0, 0.003) for i in range(9)}}
     j = judge(family, alpha=0.05)["x"]
     assert j.verdict is Verdict.INCONCLUSIVE and j.p_adjusted_lower > 0.05
-    assert borderline(j, 0.05)  # the raw p was below alpha: worth more seeds
-    assert not borderline(judge({"y": _r(0.0, 0.003)}, alpha=0.05)["y"], 0.05)
+    # borderline is a band on the adjusted p decided in advance (the rule before also took a
+    # raw p below alpha, a family of one's level inside a family of ten)
+    assert not borderline(j)
+    assert borderline(judge(family, alpha=0.05, band=0.5)["x"])
+    assert not borderline(judge({"y": _r(0.0, 0.003)}, alpha=0.05, band=0.15)["y"])
 
 
 # -- rank correlations -----------------------------------------------------------------------
@@ -185,7 +308,7 @@ def test_rank_correlations_are_nan_safe():
         assert f([1.0, 2.0, float("nan"), 3.0], [1.0, 2.0, 0.0, 3.0]) == pytest.approx(1.0)
 
 
-# -- simulation of the default use -----------------------------------------------------------
+# -- simulation of one paired test -------------------------------------------------------------
 
 MEAN_NE, SEED_SD, RHO = 0.9, 0.009, 0.9  # seed sd 1% of NE; arms correlated 0.9 on a seed
 

@@ -336,3 +336,147 @@ def test_real_overfitting_run_is_diagnosed(tmp_path):
     assert found["overfitting"].strong, found
     assert found["embeddings_too_large"].strong
     assert "overfits" in found["overfitting"].reason
+
+
+# ------------------------------------------------------ the training budget and the curve
+LONGER = {"more_epochs", "more_epochs_cosine", "more_epochs_plateau"}  # "train longer"
+REGULARISATION = {"dropout_up", "embedding_l2_light", "net_l2", "adamw_weight_decay", "embedding_l2_strong"}
+EARLIER = {"one_epoch_with_decay", "early_stopping_sooner", "fewer_epochs", "monitor_ne"}  # stop earlier
+
+
+def _rank(findings, train=None, target=None):
+    from rankwright.hypotheses.engine import rank_hypotheses
+    from rankwright.hypotheses.insights import Context
+    from rankwright.hypotheses.knowledge import knob_values
+
+    target = target or builtin_target("dnn", {"train": dict(train or {})})
+    paths = {k.path for k in target.knobs}
+    return rank_hypotheses(kb=KB, model_family="dnn", knob_paths=paths, current=knob_values(target.base_config, paths),
+                           validate=target.validate_changes, context=Context("dnn", rows=100_000, fields=10,
+                                                                              mean_cardinality=1000,
+                                                                              baseline_ne=0.85),
+                           findings=findings, noise=0.003)
+
+
+def test_a_one_epoch_baseline_is_undertrained_by_its_budget_and_train_longer_ranks_first_or_second(tmp_path):
+    # one epoch, no curve: the run's config says the budget was one epoch without early stopping
+    metrics, result = _log([0.34], [0.90])
+    _write(tmp_path, metrics, result)
+    (tmp_path / "config.yaml").write_text("model: {name: dnn}\ntrain: {epochs: 1, early_stopping_patience: null}\n")
+    found = _by_signal(diagnose_run(tmp_path))
+    short = found["undertrained"]
+    assert short.strong and "single epoch" in short.reason and "no early stopping" in short.reason
+    assert short.evidence["epoch_budget"] == 1 and short.evidence["early_stopping"] is False
+    assert short.evidence["predicted_effect"] < 0 < short.evidence["predicted_sd"]
+    # the result alone (one epoch run, not stopped early) says the same without the config
+    assert "undertrained" in _by_signal(diagnose(metrics, result))
+
+    ranking = _rank(list(found.values()), train={"epochs": 1, "early_stopping_patience": None})
+    top = ranking.hypotheses[:2]
+    longer = [h for h in top if h.name in LONGER]
+    assert longer, [h.name for h in ranking.hypotheses[:5]]
+    h = longer[0]
+    assert h.changes["train.epochs"] == 3 and h.expected_to_help and "diagnosis" in h.sources
+    assert h.expected_effect == pytest.approx(short.evidence["predicted_effect"])  # the predicted effect size
+    assert "predicts -1.50% NE" in h.reason
+
+
+def test_a_curve_still_improving_at_its_last_epoch_yields_train_longer_with_a_predicted_gain():
+    metrics, result = _log([0.34, 0.32, 0.30], [0.95, 0.90, 0.86])  # -4.4% in the last epoch, budget 3
+    from rankwright.hypotheses.diagnosis import TrainingBudget
+
+    found = _by_signal(diagnose(metrics, result, training=TrainingBudget(epochs=3, early_stopping=True)))
+    short = found["undertrained"]
+    assert short.strong and short.evidence["epoch_budget"] == 3 and "0.9000 -> 0.8600" in short.reason
+    # the gains shrink 0.05 -> 0.04 (ratio 0.8, clipped to 0.6): 0.04 x (0.6 + ... + 0.6^6) / 0.86
+    assert short.evidence["predicted_effect"] == pytest.approx(-0.04 * 0.6 * (1 - 0.6**6) / 0.4 / 0.86)
+    ranking = _rank(list(found.values()), train={"epochs": 3})
+    assert ranking.hypotheses[0].name in LONGER and ranking.hypotheses[0].changes["train.epochs"] == 9
+    # a smaller last gain predicts less, and a run that early stopping ended is not undertrained
+    gentle = _by_signal(diagnose(*_log([0.30, 0.29, 0.285], [0.850, 0.840, 0.837])))["undertrained"]
+    assert short.evidence["predicted_effect"] / 5 < gentle.evidence["predicted_effect"] < 0
+    capped = diagnose(metrics, result, training=TrainingBudget(epochs=10, early_stopping=True))
+    assert "undertrained" not in _by_signal(capped)  # 3 of 10 epochs: not the budget (the run was cut)
+
+
+def test_a_converged_or_overfitting_curve_yields_regularisation_and_earlier_stopping_not_train_longer():
+    for curve in (HEALTHY, dict(train_losses=[0.30, 0.27, 0.24, 0.21, 0.18, 0.15],
+                                nes=[0.85, 0.82, 0.825, 0.835, 0.85, 0.87])):
+        found = _by_signal(diagnose(*_log(**curve)))
+        assert "undertrained" not in found and "overtrained" not in found  # the best epoch was kept
+    overfit = diagnose(*_log([0.30, 0.27, 0.24, 0.21, 0.18, 0.15], [0.85, 0.82, 0.825, 0.835, 0.85, 0.87]))
+    answers = {t.id for t, _ in suggest_from_findings(overfit, KB, "dnn", DNN_KNOBS)}
+    assert REGULARISATION <= answers and "early_stopping_sooner" in answers and not answers & LONGER
+    ranking = _rank(overfit)
+    helping = [h.name for h in ranking.hypotheses if h.expected_to_help]
+    assert set(helping[:3]) <= REGULARISATION | EARLIER and set(helping[:3]) & REGULARISATION, helping
+    assert not set(helping) & LONGER  # more epochs for a run that stopped early: not expected to help
+    longer_ranks = [h.rank for h in ranking.hypotheses if h.name in LONGER]
+    assert all(rank > len(helping) for rank in longer_ranks)
+
+
+def test_a_model_kept_past_its_best_epoch_is_overtrained_and_earlier_stopping_is_predicted_to_help():
+    # the weights kept by AUC (the trainer's default monitor) or not restored: the run reports
+    # its last epoch's NE, 6.1% above its best
+    metrics, result = _log([0.30, 0.27, 0.24, 0.21], [0.85, 0.82, 0.83, 0.87])
+    result["valid"]["ne"] = 0.87
+    found = _by_signal(diagnose(metrics, result))
+    over = found["overtrained"]
+    assert over.strong and over.evidence["predicted_effect"] == pytest.approx(0.82 / 0.87 - 1)
+    assert "overfitting" in found and "undertrained" not in found
+    ranking = _rank(list(found.values()))  # the built-in defaults: 30 epochs, weights kept by AUC
+    by_name = {h.name: h for h in ranking.hypotheses}
+    assert by_name["fewer_epochs"].changes == {"train.epochs": 15} and by_name["fewer_epochs"].expected_to_help
+    assert by_name["monitor_ne"].expected_to_help and by_name["monitor_ne"].rank <= 3
+
+
+def test_train_longer_reaches_a_foreign_codebase_through_its_epochs_role(tmp_path, monkeypatch):
+    import yaml
+
+    from rankwright.agent.learning import rank_for_campaign
+    from rankwright.agent.spec import load_campaign
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    target = {"name": "foreign", "command": ["{python}", "-c", "pass"],
+              "base_config": {"model": {"name": "dnn"}, "fit": {"passes": 1, "lr": 0.001}},
+              "knobs": [{"path": "fit.passes", "kind": "int", "low": 1, "high": 100, "default": 1},
+                        {"path": "fit.lr", "kind": "float", "low": 1e-6, "high": 1.0, "log": True, "default": 0.001}],
+              "roles": {"epochs": "fit.passes", "learning_rate": "fit.lr"}, "metrics": {"objective": "logloss"}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(target))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "f", "target": "t.yaml", "budget": {"amount": 1.0}}))
+    spec, loaded = load_campaign(tmp_path / "c.yaml")
+    run = tmp_path / "run"
+    metrics, result = _log([0.34], [0.90])
+    result.pop("stopped_early")  # a foreign trainer need not say: its config's budget does
+    _write(run, metrics, result)
+    (run / loaded.config_file).write_text(yaml.safe_dump(target["base_config"]))
+    findings = diagnose_run(run, config_file=loaded.config_file, epochs_path=loaded.role_paths()["epochs"])
+    assert _by_signal(findings)["undertrained"].evidence["epoch_budget"] == 1
+    ranking = rank_for_campaign(spec, loaded, open_store(), findings=findings)
+    assert ranking.hypotheses[0].name == "more_epochs" and ranking.hypotheses[0].changes == {"fit.passes": 3}
+
+
+def test_the_first_round_planned_before_any_run_already_trains_a_one_epoch_baseline_longer(tmp_path, monkeypatch):
+    import yaml
+
+    from rankwright.agent.learning import research
+    from rankwright.agent.spec import load_campaign
+    from rankwright.hypotheses.diagnosis import TrainingBudget, budget_of_config, diagnose_budget
+    from rankwright.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANKWRIGHT_DB", raising=False)
+    base = {"data": {"source": "synthetic", "synthetic": {"rows": 10_000}}, "train": {"epochs": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "one", "budget": {"amount": 1.0}, "base_config": base}))
+    spec, target = load_campaign(tmp_path / "c.yaml")
+    ranking, notes = research(spec, target, open_store(), tmp_path, use_llm=False)
+    assert any("training budget alone: undertrained" in n for n in notes), notes
+    assert {h.name for h in ranking.hypotheses[:2]} & LONGER, [h.name for h in ranking.hypotheses[:5]]
+    # the budget read from a config: by the epochs role, by name, or the knob's default
+    assert budget_of_config({"train": {"epochs": 1, "early_stopping_patience": None}}) == TrainingBudget(1, False)
+    assert budget_of_config({"fit": {"passes": 2}}, epochs_path="fit.passes") == TrainingBudget(2, None)
+    assert budget_of_config({"solver": {"num_epochs": 5, "patience": 3}}) == TrainingBudget(5, True)
+    assert budget_of_config({}, epochs_path="fit.passes", epochs_default=1) == TrainingBudget(1, None)
+    assert diagnose_budget(TrainingBudget(4, True)) == [] and diagnose_budget(TrainingBudget()) == []

@@ -233,15 +233,18 @@ def test_nothing_better_says_so_first_and_lists_what_was_ruled_out(tmp_path):
     )
     paths = write_report(proposal, tmp_path)
     md = paths["md"].read_text()
-    assert "No change beat the baseline." in md
-    assert md.index("No change beat the baseline.") < md.index("## ")
+    assert "The proposal is the baseline: no change ships." in md
+    assert md.index("The proposal is the baseline: no change ships.") < md.index("## ")
     sections = re.findall(r"^## (.+)$", md, flags=re.M)
     assert sections[0] == "Ruled out"
     assert "- Wider embeddings did not help at full fidelity." in md
     assert "- AdamW gave no gain worth having." in md
     assert "Nothing: the proposal is the baseline configuration." in md
     assert yaml.safe_load(paths["yaml"].read_text()) == BASELINE
-    assert "No change beat the baseline." in paths["html"].read_text()
+    assert "The proposal is the baseline: no change ships." in paths["html"].read_text()
+    # the proposal is the baseline: no arm's test numbers are shown as the proposal's, no gap is closed
+    assert "## The baseline on the test split" in md and "0.8259" not in md and "closes" not in md
+    assert re.search(r"\| ne +\| +0\.8312 \| +5 \|", md)
 
 
 def test_empty_proposal_still_renders(tmp_path):

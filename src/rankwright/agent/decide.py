@@ -32,8 +32,8 @@ def outside_guardrails(state: CampaignState, phase: str, experiments: tuple[dict
                 problems.append(f"{e['name']} sets {knob}, which is outside the approved search space")
             elif knob in state.space and e["source"] == "exploitation" and knob in e.get("params", {}) \
                     and not state.space[knob].contains(value):
-                r = state.space[knob]
-                problems.append(f"{e['name']} sets {knob}={value}, outside the approved range [{r.low:g}, {r.high:g}]")
+                problems.append(f"{e['name']} sets {knob}={value}, outside the approved range "
+                                f"{state.space[knob].shown()}")
     cost = sum(e["predicted_hours"] for e in experiments)
     left = state.phase_budget(phase)
     if cost > left + 1e-12 and cost > state.plannable - state.committed() + 1e-12:

@@ -180,7 +180,7 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
     configured). `diagnose_key` names the run to diagnose (default: the baseline's first
     seed). Returns the ranking and notes on what was (not) used and why."""
     from rankwright.agent.naming import experiment_key, work_dir
-    from rankwright.hypotheses.diagnosis import diagnose_run
+    from rankwright.hypotheses.diagnosis import budget_of_config, diagnose_budget, diagnose_run
     from rankwright.hypotheses.llm import llm_config_from_env, suggest
 
     notes: list[str] = []
@@ -198,12 +198,20 @@ def research(spec: CampaignSpec, target: Target, store: Any, root: Path, *, use_
     embedding = None
     if base_rows:
         diagnosed = diagnose_key or base_rows[0].idempotency_key
-        findings = diagnose_run(work_dir(root, diagnosed))
+        findings = diagnose_run(work_dir(root, diagnosed), config_file=target.config_file,
+                                epochs_path=target.role_paths().get("epochs"))
         embedding = (base_rows[0].metrics.get("metrics") or {}).get("embedding_parameters")
         notes.append(f"diagnosis of {diagnosed}: "
                      + ("; ".join(f"{f.signal} ({f.strength:.2f})" for f in findings) or "nothing notable"))
     else:
-        notes.append("no finished baseline yet: ranked without a diagnosis (it comes once the baseline has run)")
+        # before any run, the training budget alone may say it: a one-epoch baseline has no curve
+        epochs_path = target.role_paths().get("epochs")
+        budget = budget_of_config(target.base_config, epochs_path=epochs_path,
+                                  epochs_default=target.knob(epochs_path).default if epochs_path else None)
+        findings = diagnose_budget(budget)
+        notes.append("no finished baseline yet: ranked without a diagnosis of its runs (it comes once the baseline "
+                     "has run)" + "".join(f"; from the training budget alone: {f.signal} ({f.strength:.2f})"
+                                          for f in findings))
     suggestions: list[Any] = []
     config = llm_config_from_env() if use_llm else None
     if config is None:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from rankwright.agent.naming import base_name, split_key, work_dir
 from rankwright.agent.ports import DescribedTarget, HypothesisSource
-from rankwright.agent.spec import CampaignSpec, low_fidelity, search_space
+from rankwright.agent.spec import CampaignSpec, SearchRange, low_fidelity, search_space
 from rankwright.agent.state import CampaignState, Candidate, Run
 from rankwright.targets import Target
 
@@ -52,6 +52,16 @@ def allowed_knobs(spec: CampaignSpec, target: Target, low: Mapping[str, Any] | N
     return frozenset(knobs)
 
 
+def approved_space(plan: Mapping[str, Any], spec: CampaignSpec, target: Target) -> dict[str, SearchRange]:
+    """The exploitation space the engineer approved with the plan (older plans, and a plan
+    that did not show one: as the spec and target say now), so a later default never moves
+    a campaign approved under an earlier one."""
+    shown = (plan.get("strategy") or {}).get("search_space")
+    if not shown:
+        return search_space(spec, target)
+    return {knob: SearchRange.model_validate(r) for knob, r in shown.items()}
+
+
 def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path, campaign_id: int,
             plan: Mapping[str, Any], *, rank: bool = True, source: HypothesisSource | None = None) -> CampaignState:
     """The campaign as a decision sees it. `rank=False` skips the research step (what the
@@ -64,7 +74,7 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     planned = planned_experiments(plan, revisions)
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
     runs = _runs(store, spec.name, campaign_id, sign)
-    space = search_space(spec, target)
+    space = approved_space(plan, spec, target)
     curves = {}
     for p in planned:
         key = f"{spec.name}/{p['name']}/seed{p['seed']}"

@@ -77,23 +77,89 @@ class PhaseShares(_Frozen):
 
 
 class SearchRange(_Frozen):
-    """One numeric knob the exploitation phase may tune, and the range approved for it."""
+    """One knob the exploitation phase may tune, and what is approved for it: a numeric range
+    (`low`..`high`, on a log scale or not, integers or not) or a list of `choices` (a layer
+    shape, an optimizer, a batch size: anything a tuner picks from a list)."""
 
-    low: float
-    high: float
+    low: float | None = None
+    high: float | None = None
     log: bool = False
     integer: bool = False
+    choices: tuple[Any, ...] | None = Field(None, description="the values it may take, instead of low..high")
 
     @model_validator(mode="after")
     def _ordered(self) -> "SearchRange":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log or self.integer:
+                raise ValueError("give either choices or low/high (with log, integer), not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            options = [self.option(c) for c in self.choices]
+            for choice, option in zip(self.choices, options):
+                if not isinstance(option, (str, int, float, bool, type(None))):
+                    raise ValueError(f"choice {choice!r}: a choice is a number, a string, a boolean, null or a "
+                                     "list of numbers")
+            if len(set(map(repr, options))) < len(options):
+                raise ValueError(f"choices repeat a value: {list(self.choices)!r}")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs low and high (or give choices)")
         if not self.low < self.high:
             raise ValueError(f"low {self.low:g} must be below high {self.high:g}")
         if self.log and self.low <= 0:
             raise ValueError("a log range needs low > 0")
         return self
 
+    @staticmethod
+    def option(value: Any) -> Any:
+        """A choice as Optuna holds it: a list (a layer shape) as "256-128", anything else as is."""
+        if isinstance(value, (list, tuple)):
+            return "-".join(str(v) for v in value)
+        return value
+
     def contains(self, value: Any) -> bool:
+        if self.choices is not None:
+            return any(same_value(value, c) for c in self.choices)
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def decode(self, param: Any) -> Any:
+        """A trial's parameter as the knob's value (a layer shape back to a list)."""
+        if self.choices is None:
+            return param
+        for choice in self.choices:
+            if same_value(self.option(choice), param):
+                return list(choice) if isinstance(choice, (list, tuple)) else choice
+        raise ValueError(f"{param!r} is none of the choices {list(self.choices)!r}")
+
+    def holds(self, value: Any) -> bool:
+        """Whether `encode` gives the value a parameter: one of the choices, or any number."""
+        if self.choices is not None:
+            return self.contains(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def encode(self, value: Any) -> Any:
+        """A knob's value (one the range `holds`) as a parameter: a number outside the range
+        moves to its nearer end (an L2 of 0 to the low end of its log range, as good as off)."""
+        if self.choices is not None:
+            return self.option(next(c for c in self.choices if same_value(value, c)))
+        value = min(max(value, self.low), self.high)
+        return int(round(value)) if self.integer else float(value)
+
+    def shown(self) -> str:
+        """In words, for the plan and a guardrail's message."""
+        if self.choices is not None:
+            return "one of " + " | ".join(str(self.option(c)) for c in self.choices)
+        return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as knob values: a list and a tuple of the same numbers are, True and 1 are not."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) \
+            and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 class Strategy(_Frozen):
@@ -114,12 +180,23 @@ class Strategy(_Frozen):
     correction: Literal["holm", "bh"] = "holm"
     margin: float = Field(0.002, gt=0, lt=0.5,
                           description="smallest relative gain worth having; below it a technique is retired")
-    trials: int = Field(8, ge=0, le=10_000, description="exploitation trials at most")
+    trials: int = Field(10_000, ge=0, le=10_000,
+                        description="exploitation trials at most (default: as many as the budget allows, less the "
+                                    "confirmation's reserve, until `patience` stops them)")
+    patience: int = Field(20, ge=1, le=10_000,
+                          description="exploitation stops after this many trials in a row that did not improve the "
+                                      "best seed-1 objective by more than `margin`, decided before the first trial")
     sampler: Literal["tpe", "gp"] = "tpe"
     prune: bool = Field(True, description="cancel exploitation trials that the median pruner rejects")
     search_space: dict[str, SearchRange] | None = Field(
-        None, description="numeric knobs the exploitation phase may tune (default: around the baseline)")
+        None, description="knobs the exploitation phase may tune, each a range or a list of choices (default: "
+                          "around the baseline, on every knob a tuner would search)")
     techniques: tuple[str, ...] | None = Field(None, description="knowledge-base techniques allowed (default: all)")
+    ship: Literal["expected", "confirmed"] = Field(
+        "expected", description="what the proposal ships, decided on validation only: 'expected' ships the arm "
+                                "with the best expected gain over the baseline (with the probability that it "
+                                "beats it); 'confirmed' ships only an arm whose paired 95% interval is "
+                                "wholly a gain")
 
 
 class ExecutorSpec(_Frozen):
@@ -288,9 +365,11 @@ def load_campaign(path: Path) -> tuple[CampaignSpec, Target]:
     except TargetError as exc:
         raise SpecError(f"{path}: strategy.low_fidelity: {exc}") from None
     for knob, bounds in (spec.strategy.search_space or {}).items():
+        values = [bounds.decode(bounds.option(c)) for c in bounds.choices] if bounds.choices is not None else \
+            [int(v) if bounds.integer else v for v in (bounds.low, bounds.high)]
         try:
-            target.validate_changes({knob: int(bounds.low) if bounds.integer else bounds.low})
-            target.validate_changes({knob: int(bounds.high) if bounds.integer else bounds.high})
+            for value in values:
+                target.validate_changes({knob: value})
         except TargetError as exc:
             raise SpecError(f"{path}: strategy.search_space.{knob}: {exc}") from None
     return spec, target
@@ -325,44 +404,123 @@ def low_fidelity(spec: CampaignSpec, target: Target) -> dict[str, Any]:
 
 
 def search_space(spec: CampaignSpec, target: Target) -> dict[str, SearchRange]:
-    """The exploitation phase's knobs and ranges: the spec's, else a default around the
-    baseline on the knobs the target has, found by role (learning rate x1/4..x4 on a log
-    scale, dropout, embedding L2 and width). Shown in the plan, so the engineer approves it."""
+    """The exploitation phase's knobs and what is approved for each: the spec's, else a
+    default around the baseline over what a tuner would search, each inside the knob's own
+    bounds. On any target, the knobs found by role: the learning rate x0.1..x10 (log), the
+    batch size x1/4..x4, epochs 1..max(10, the baseline's), the optimizer, the layer shapes
+    (half, the same or double width; the baseline's depth or one more), dropout 0..0.5,
+    embedding width x1/2..x2 (log), weight decay and embedding and dense L2 on log ranges
+    (widened to hold the baseline's value), batch norm. On the built-in target also the
+    schedule, warm-up, gradient clipping, early stopping's patience, mixed precision, the
+    activation, the embeddings' initial scale and the vocabulary's min count: the ranges the
+    head-to-head benchmark's peers search (`bench.tasks.peer_space`), so both search the
+    same space. A list of choices always holds the baseline's own value, so the baseline
+    (and the best combination) can be told to the tuner. Shown in the plan, so the engineer
+    approves it."""
+    import math
+
     if spec.strategy.search_space is not None:
         return dict(spec.strategy.search_space)
     knobs = {k.path: k for k in target.knobs}
-    roles = target.role_paths()
+    roles = {role: path for role, path in target.role_paths().items() if path in knobs}
     base = target.base_config if isinstance(target.base_config, dict) else {}
+    space: dict[str, SearchRange] = {}
 
-    def current(role: str) -> tuple[str | None, Any]:
-        path = roles.get(role)
-        if path not in knobs:
-            return None, None
+    def current(path: str) -> Any:
         node: Any = base
         for part in path.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        return path, node if node is not None else knobs[path].default
+        return node if node is not None else knobs[path].default
 
-    def clipped(path: str, low: float, high: float) -> tuple[float, float]:
+    def valid(path: str, value: Any) -> bool:
+        try:
+            target.validate_changes({path: value})
+        except TargetError:
+            return False
+        return True
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def span(path: str, low: float, high: float, log: bool = False, integer: bool = False) -> None:
         knob = knobs[path]
-        return (low if knob.low is None else max(low, knob.low)), (high if knob.high is None else min(high, knob.high))
+        low, high = (low if knob.low is None else max(low, knob.low)), (high if knob.high is None else
+                                                                          min(high, knob.high))
+        if integer:
+            low, high = math.ceil(low), math.floor(high)
+        if low < high and (low > 0 or not log) and valid(path, low) and valid(path, high):
+            space[path] = SearchRange(low=low, high=high, log=log, integer=integer)
 
-    space: dict[str, SearchRange] = {}
-    path, lr = current("learning_rate")
-    if path and isinstance(lr, (int, float)) and lr > 0:
-        low, high = clipped(path, lr / 4, min(lr * 4, 1.0))
-        space[path] = SearchRange(low=low, high=high, log=True)
-    path, dropout = current("dropout")
+    def pick(path: str, options: list[Any]) -> None:
+        choices: list[Any] = []
+        for option in [*options, current(path)]:
+            option = list(option) if isinstance(option, tuple) else option
+            if valid(path, option) and not any(same_value(option, c) for c in choices):
+                choices.append(option)
+        if len(choices) >= 2:
+            space[path] = SearchRange(choices=tuple(choices))
+
+    def log_span(path: str, low: float, high: float) -> None:
+        """A penalty's log range, widened to hold the baseline's value (an L2 of 0 is its low end)."""
+        value = current(path)
+        if knobs[path].kind == "float":
+            if number(value) and value > 0:
+                low, high = min(low, value / 30), max(high, value * 3)
+            span(path, low, high, log=True)
+
+    path = roles.get("learning_rate")
+    if path and number(current(path)) and current(path) > 0:
+        span(path, current(path) / 10, min(current(path) * 10, 1.0), log=True)
+    path = roles.get("batch_size")
+    if path and number(current(path)) and current(path) >= 1:
+        size = int(current(path))
+        pick(path, [s for s in (size // 4, size // 2, size, size * 2, size * 4) if s >= 1])
+    path = roles.get("epochs")
+    if path and number(current(path)) and current(path) >= 1:
+        span(path, 1, max(10, int(current(path))), integer=True)
+    path = roles.get("optimizer")
+    if path and knobs[path].choices:
+        pick(path, list(knobs[path].choices))
+    path, shapes = roles.get("hidden_units"), []
+    if path and isinstance(current(path), (list, tuple)) and current(path) \
+            and all(number(u) and u >= 1 for u in current(path)):
+        for scale in (0.5, 1, 2):  # each layer half, as wide or twice; as deep, or one more layer of half width
+            units = [max(8, int(u * scale)) for u in current(path)]
+            shapes.extend([units, [*units, max(8, units[-1] // 2)]])
+        pick(path, sorted(shapes, key=SearchRange.option))
+    path = roles.get("dropout")
     if path and knobs[path].kind == "float":
-        low, high = clipped(path, 0.0, max(0.5, dropout or 0.0))
-        space[path] = SearchRange(low=low, high=high)
-    path, l2 = current("embedding_l2")
-    if path and knobs[path].kind == "float":  # around the baseline's value when it lies outside 1e-7..1e-2
-        value = l2 if isinstance(l2, (int, float)) and l2 > 0 else 1e-5
-        low, high = clipped(path, min(1e-7, value / 30), max(1e-2, value * 3))
-        space[path] = SearchRange(low=max(low, 1e-12), high=high, log=True)
-    path, dim = current("embedding_dim")
-    if path and isinstance(dim, int) and dim >= 2:
-        low, high = clipped(path, max(2, dim // 2), dim * 2)
-        space[path] = SearchRange(low=int(low), high=int(high), integer=True)
+        value = current(path)
+        span(path, 0.0, max(0.5, value if number(value) else 0.0))
+    path = roles.get("embedding_dim")
+    if path and number(current(path)) and current(path) >= 2:
+        dim = int(current(path))
+        span(path, max(2, dim // 2), dim * 2, log=True, integer=True)
+    for role, low, high in (("weight_decay", 1e-7, 1e-1), ("embedding_l2", 1e-8, 1e-2), ("dense_l2", 1e-8, 1e-3)):
+        if role in roles:
+            log_span(roles[role], low, high)
+    path = roles.get("batch_norm")
+    if path and knobs[path].kind == "bool":
+        pick(path, [False, True])
+    if spec.target != "builtin":
+        return space
+    # the rest of what the benchmark's peers search on the built-in target
+    for path, options in (("train.schedule", None), ("train.warmup_steps", [0, 500]),
+                          ("train.grad_clip_norm", [1.0, 10.0]), ("train.mixed_precision", ["auto", "bf16"]),
+                          ("model.activation", ["relu", "gelu"])):
+        if path in knobs:
+            pick(path, list(knobs[path].choices or ()) if options is None else options)
+    path = "train.early_stopping_patience"
+    if path in knobs:
+        value = current(path)
+        if number(value) and value >= 1:
+            span(path, 1, max(3, int(value)), integer=True)
+        else:  # no early stopping in the baseline: off stays a choice
+            pick(path, [1, 2, 3])
+    path = "model.embedding_init_std"
+    if path in knobs and number(current(path)) and current(path) > 0:
+        span(path, min(1e-5, current(path) / 3), max(1e-2, current(path) * 3), log=True)
+    path = "data.processing.min_count"
+    if path in knobs and number(current(path)) and current(path) >= 1:
+        span(path, 1, max(10, int(current(path))), log=True, integer=True)
     return space

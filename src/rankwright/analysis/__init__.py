@@ -1,21 +1,25 @@
 """Statistics shared by the learn step, the phases and the report (DESIGN.md `analysis`).
 
-Imports nothing of ours: paired tests, verdicts, multiple-testing correction, intervals
+Imports nothing of ours: paired tests (alone, or with the seed noise pooled across arms), the
+two-stage rule for extra seeds, verdicts, multiple-testing correction, intervals
 and rank correlations, all as pure functions (`stats`).
 """
 
 from rankwright.analysis.stats import (
     Judgement,
     PairedResult,
+    TwoStageDesign,
     Verdict,
     adjust,
     benjamini_hochberg,
     borderline,
     holm,
     judge,
+    judge_two_stage,
     kendall,
     mean_ci,
     paired_test,
+    pooled_paired_tests,
     spearman,
     t_quantile,
     verdict,
@@ -24,15 +28,18 @@ from rankwright.analysis.stats import (
 __all__ = [
     "Judgement",
     "PairedResult",
+    "TwoStageDesign",
     "Verdict",
     "adjust",
     "benjamini_hochberg",
     "borderline",
     "holm",
     "judge",
+    "judge_two_stage",
     "kendall",
     "mean_ci",
     "paired_test",
+    "pooled_paired_tests",
     "spearman",
     "t_quantile",
     "verdict",

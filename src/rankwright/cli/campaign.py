@@ -172,6 +172,8 @@ def plan(spec_path: Path, skip_smoke: bool) -> None:
 def _print_strategy(spec, document) -> None:
     """What the engineer approves besides the first round: the phases' shares and
     estimates, fidelities, seeds, the search space and the statistics."""
+    from rankwright.agent.spec import SearchRange
+
     st = document["strategy"]
     table = Table(title="strategy: the agent re-plans alone inside it, and pauses to ask before leaving it")
     for column in ("phase", "share", "estimate " + spec.budget.unit, "what it does"):
@@ -181,7 +183,9 @@ def _print_strategy(spec, document) -> None:
                           f"{st['rounds']} rounds at most",
             "combination": ("fidelity check, then " if st["low_fidelity"] else "")
                            + "greedy merge of the promoted changes",
-            "exploitation": f"Optuna {st['sampler'].upper()}, {st['trials']} trials; confirmation over "
+            "exploitation": f"expert-seeded Optuna {st['sampler'].upper()} while the budget lasts (at most "
+                            f"{st['trials']} trials; stops after {st.get('patience', st['trials'])} in a row "
+                            f"without a gain over {st['margin']:.2%}); confirmation over "
                             f"{st['confirmation_seeds']} seeds"}
     for phase, hours in document["phases"].items():
         table.add_row(phase, f"{st['phases'][phase]:.0%}", f"{hours:.3g}", what[phase])
@@ -195,8 +199,12 @@ def _print_strategy(spec, document) -> None:
                   f"full fidelity {seeds['full']}, confirmation {seeds['confirmation']}", highlight=False)
     console.print(f"verdicts: paired t-tests, {st['correction'].upper()} correction, alpha {st['alpha']:g}; "
                   f"a technique is retired only below a gain of {st['margin']:.2%}", highlight=False)
-    space = "; ".join(f"{k} [{r['low']:g}, {r['high']:g}]{' log' if r['log'] else ''}"
-                      for k, r in st["search_space"].items()) or "none"
+    ship = st.get("ship", "expected")
+    console.print("ships (decided on validation, never on test): " + (
+        "the arm with the best expected gain over the baseline, with the probability that it beats it"
+        if ship == "expected" else "only an arm whose paired 95% validation interval is wholly a gain"),
+        highlight=False)
+    space = "; ".join(f"{k} {SearchRange.model_validate(r).shown()}" for k, r in st["search_space"].items()) or "none"
     console.print(f"exploitation search space: {space}", highlight=False)
 
 
@@ -412,7 +420,7 @@ def report(spec_path: Path, out: Path | None) -> Path:
     paths = write_report(proposal, folder)
     if campaign.status != "finished":
         console.print(f"[yellow]campaign {spec.name} is {campaign.status}, not finished: this report shows "
-                      "where it stands now[/]")
+                      "where it stands now, and proposes the best arm it has measured on validation[/]")
     console.print(proposal.headline, highlight=False)
     for kind in ("md", "html", "yaml"):
         console.print(f"wrote {paths[kind]}", highlight=False)

@@ -6,9 +6,14 @@ words with the numbers), and `suggest_from_findings` picks the techniques of the
 base that answer them, so every proposed hypothesis can say why it was proposed.
 
 `diagnose` is a pure function of the parsed `metrics.jsonl` rows the built-in trainer
-writes (events `start`, `epoch`, `resumed`, `result`) and of `result.json`;
-`diagnose_run` reads them from a run folder and says what it can when files are missing
-or cut short.
+writes (events `start`, `epoch`, `resumed`, `result`), of `result.json` and of the
+training budget the run's config set (its epoch cap, found by the `epochs` knob role, and
+early stopping); `diagnose_run` reads them from a run folder and says what it can when
+files are missing or cut short. The budget and the learning curve together say whether
+the run was undertrained (its epochs ran out while validation still improved; a one-epoch
+run has no curve, so its budget alone says it, even before it ran: `diagnose_budget`) or
+kept a model past its best epoch, each with the effect predicted for the techniques that
+answer it (evidence `predicted_effect`, `predicted_sd`), which the engine ranks them by.
 
 The thresholds below were set on real runs of the built-in trainer on the synthetic log
 (CPU, seed 0), quoted next to each constant:
@@ -80,6 +85,45 @@ UNDERFIT_AT_MAX_EPOCHS = 0.35
 STALLED_TRAIN_DROP = 0.03
 NEAR_BASE_RATE_NE = 0.99  # NE 1.0 is predicting the click rate; within 1% of it is no model
 STALLED_STRENGTH = 0.8
+
+# Undertrained: the epoch budget, not convergence, ended the run. The run used every epoch
+# it was allowed (it did not stop early) and its last epoch was its best on validation NE,
+# or it had a single epoch: with one epoch there is no curve, the budget itself says it
+# (epoch 1 always "improves", so early stopping could not have ended it). The "train
+# longer" techniques triple the epochs and keep early stopping, so the longer run ends
+# where validation stops improving and keeps its best epoch: little downside, a cost.
+LONGER_EPOCHS_FACTOR = 3
+# One epoch: strong, and the effect predicted without a curve. Evidence: the default DNN on
+# 200k synthetic rows gained 3.1% NE in its second epoch (above); Rankwright's head-to-head
+# (issue 23): on Frappe, one epoch at Adam 1e-3 was the weak baseline, and the tuners' best
+# configurations trained 4-9 epochs for 58-62% lower test NE; the synthetic one-epoch
+# baselines at 1e-3 peak at their first epoch (no gain, early stopping keeps epoch 1).
+# Hence -1.5% expected with an sd of 2%: usually a gain, sometimes none, rarely a large one.
+ONE_EPOCH_STRENGTH = 0.8
+ONE_EPOCH_EFFECT = -0.015
+ONE_EPOCH_EFFECT_SD = 0.02
+# Several epochs, still improving at the last: the predicted gain extrapolates the curve.
+# The per-epoch gains shrink geometrically, at the ratio of the last two (clipped to
+# 0.2-0.6; 0.5 with a single gain), over the epochs the longer budget adds; its sd is the
+# prediction itself (an extrapolation), at least PREDICTED_SD_FLOOR. Calibration: the 1e-4
+# learning-rate run (NE 1.0421 -> 0.9832, -5.7% in its last epoch) predicts -5.5%; a run
+# that gained 0.3% in its last epoch predicts about -0.3%.
+UNDERTRAINED_MIN_STRENGTH = 0.35
+CURVE_DECAY = (0.2, 0.6)
+CURVE_DECAY_DEFAULT = 0.5
+PREDICTED_SD_FLOOR = 0.002
+PREDICTED_GAIN_CAP = 0.2
+# Overtrained: the model the run kept is worse on validation NE than its best epoch by more
+# than this share (the weights were kept by another metric, such as AUC, or not restored at
+# all): stopping, or keeping the weights, at the best epoch gains that share. 0.2% is the
+# epoch-to-epoch wobble of a converged run (above).
+OVERTRAINED_GAP = 0.002
+OVERTRAINED_GAP_STRONG = 0.02
+# The epoch budget's knob, where a config does not say it by role: these names anywhere in
+# it (a unique match), after `train.epochs` (the built-in trainer's); early stopping by the
+# patience knob's names (null: off).
+EPOCHS_NAMES = ("epochs", "num_epochs", "max_epochs")
+PATIENCE_NAMES = ("early_stopping_patience", "early_stop_patience", "patience")
 
 # Unstable, spike: an epoch's mean train loss above the lowest earlier epoch's by more than
 # this share. Epoch means fall monotonically in every healthy and overfitting calibration
@@ -434,6 +478,98 @@ def _check_underfitting(run: _Run) -> list[Finding]:
     return findings
 
 
+@dataclass(frozen=True)
+class TrainingBudget:
+    """What the run's config allowed: its epoch cap, and whether early stopping could end it
+    sooner (None: unknown)."""
+
+    epochs: int | None = None
+    early_stopping: bool | None = None
+
+
+def _geometric_rest(values: Sequence[float], extra_epochs: int) -> float:
+    """The relative gain still ahead of a curve that improved at its last epoch: its last
+    per-epoch gain, shrinking geometrically over `extra_epochs` more epochs."""
+    gains = [earlier - later for earlier, later in zip(values, values[1:])]
+    last = gains[-1]
+    ratio = CURVE_DECAY_DEFAULT
+    if len(gains) >= 2 and gains[-2] > 0:
+        ratio = min(max(last / gains[-2], CURVE_DECAY[0]), CURVE_DECAY[1])
+    rest = last * ratio * (1 - ratio**extra_epochs) / (1 - ratio)
+    return min(rest / values[-1], PREDICTED_GAIN_CAP) if values[-1] > 0 else 0.0
+
+
+def _one_epoch(budget: TrainingBudget, who: str) -> Finding:
+    stop_words = {True: ", with early stopping on", False: " and no early stopping", None: ""}
+    return Finding(
+        "undertrained", ONE_EPOCH_STRENGTH,
+        f"{who} a single epoch (its budget: epochs = 1{stop_words[budget.early_stopping]}), so no learning "
+        f"curve can show it converged, and one pass rarely does: training longer (with early stopping keeping "
+        f"the best epoch) is expected to lower NE by about {_pct(-ONE_EPOCH_EFFECT)} (sd {_pct(ONE_EPOCH_EFFECT_SD)}).",
+        {"epochs": 1, "epoch_budget": budget.epochs, "early_stopping": budget.early_stopping,
+         "predicted_effect": ONE_EPOCH_EFFECT, "predicted_sd": ONE_EPOCH_EFFECT_SD,
+         "predicted_for": f"{LONGER_EPOCHS_FACTOR}x the epochs"},
+    )
+
+
+def diagnose_budget(budget: TrainingBudget) -> list[Finding]:
+    """What the training budget alone says, before the baseline has run: a budget of one
+    epoch is undertrained (a one-epoch run has no curve that could say otherwise), so the
+    first round, planned before any run, can already train longer."""
+    return [_one_epoch(budget, "the baseline's config trains")] if budget.epochs == 1 else []
+
+
+def _check_training_budget(run: _Run, budget: TrainingBudget) -> list[Finding]:
+    """Undertrained (the epoch budget ended a run still improving, a one-epoch run
+    included) and overtrained (the kept model is past the best epoch), each with the
+    effect predicted for the techniques that answer it (`predicted_effect`, `predicted_sd`
+    in its evidence: relative NE, negative = better)."""
+    findings: list[Finding] = []
+    finished = run.result is not None
+    stopped = run.result.get("stopped_early") if finished else None
+    name, series = _ne_series(run)
+    epochs_run = len(series) or ((_int(run.result.get("epochs_run")) or 0) if finished else 0)
+    cap = budget.epochs
+    longer = f"{LONGER_EPOCHS_FACTOR}x the epochs"
+    if finished and stopped is not True and (cap == 1 or (cap is None and epochs_run == 1)):
+        findings.append(_one_epoch(budget, "the run trained"))
+    elif len(series) >= 2 and stopped is not True and (cap is None or epochs_run >= cap):
+        values = [value for _, value, _ in series]
+        last_epoch, last = series[-1][0], values[-1]
+        earlier = min(values[:-1])
+        gain = 1 - last / earlier if earlier > 0 else 0.0
+        if gain > UNDERFIT_LAST_GAIN:
+            strength = max(UNDERTRAINED_MIN_STRENGTH, _scaled(gain, UNDERFIT_LAST_GAIN_STRONG))
+            if not finished:
+                strength /= 2  # it may simply not be done yet
+            rest = _geometric_rest(values, (LONGER_EPOCHS_FACTOR - 1) * epochs_run)
+            budget_words = f"all {cap} epochs of its budget" if cap is not None else f"all {epochs_run} epochs"
+            findings.append(Finding(
+                "undertrained", strength,
+                f"the run used {budget_words} without stopping early and {name} was still improving at the "
+                f"last one ({earlier:.4f} -> {last:.4f}, -{_pct(gain)} at epoch {last_epoch}): the epoch budget, "
+                f"not convergence, ended it; the curve predicts about -{_pct(rest)} more from {longer}.",
+                {"metric": name, "epochs": epochs_run, "epoch_budget": cap, "last_gain": gain,
+                 "predicted_effect": -rest, "predicted_sd": max(rest, PREDICTED_SD_FLOOR), "predicted_for": longer,
+                 "finished": finished},
+            ))
+    if finished and name == "validation NE" and series:
+        reported = _num(_valid_of(run.result).get("ne"))
+        best_epoch, best, _ = min(series, key=lambda item: item[1])
+        if _finite(reported) and best > 0 and reported > best * (1 + OVERTRAINED_GAP):
+            gap = reported / best - 1
+            findings.append(Finding(
+                "overtrained", _scaled(gap, OVERTRAINED_GAP_STRONG),
+                f"the run reported validation NE {reported:.4f}, but epoch {best_epoch} of {epochs_run} reached "
+                f"{best:.4f} ({_pct(gap)} lower): it kept a model past its best epoch (its weights kept by another "
+                f"metric, or not restored); stopping or keeping the weights at the best epoch gains that.",
+                {"reported": reported, "best": best, "best_epoch": best_epoch, "epochs": epochs_run,
+                 "predicted_effect": best / reported - 1, "predicted_sd": max((1 - best / reported) / 2, 0.001),
+                 "predicted_for": "the best epoch's model"},
+            ))
+    return findings
+
+
 def _check_calibration(run: _Run, entropy: float | None) -> list[Finding]:
     valid: Mapping[str, Any] = _valid_of(run.result) if run.result is not None else {}
     where = "the final model"
@@ -560,6 +696,7 @@ def diagnose(
     embedding_params: int | None = None,
     embedding_dim: int | None = None,
     budget_seconds: float | None = None,
+    training: TrainingBudget | None = None,
 ) -> list[Finding]:
     """What a run's metric rows show, strongest finding first; one finding per signal.
 
@@ -567,7 +704,10 @@ def diagnose(
     (None when absent: the log's `result` row is used if there is one). `train_rows` and
     `embedding_params` default to the `start` row's (and the result's) counts;
     `embedding_dim` (the model's field-embedding width) enables the too-small check and
-    `budget_seconds` (the campaign's budget) the slow-training one. A `diverged` row
+    `budget_seconds` (the campaign's budget) the slow-training one. `training` is what the
+    run's config allowed (its epoch cap, early stopping): with it a one-epoch run, which has
+    no curve, is read as undertrained from its budget alone; without it the result's
+    `stopped_early` and the epochs it ran stand in. A `diverged` row
     (`{"event": "diverged", "epoch": N, "value": "nan"}`) records a non-finite loss that
     ended the run before its epoch row was written.
     """
@@ -578,6 +718,7 @@ def diagnose(
     findings += _check_train_loss(run, entropy)
     findings += _check_overfitting(run)
     findings += _check_underfitting(run)
+    findings += _check_training_budget(run, training or TrainingBudget())
     findings += _check_calibration(run, entropy)
     findings = _merge(findings)
     rows = train_rows if train_rows is not None else _int(run.start.get("train_rows"))
@@ -645,16 +786,92 @@ def _divergence(run_dir: Path) -> dict[str, Any] | None:
     return {"event": "diverged", "epoch": int(match.group(2)), "value": match.group(1).lower()}
 
 
-def diagnose_run(run_dir: Path | str, *, budget_seconds: float | None = None) -> list[Finding]:
+def _configs(run_dir: Path, config_file: str | None) -> list[dict[str, Any]]:
+    """The run's config documents, most complete first: the built-in trainer's resolved
+    `config.yaml` (every default filled in), then the config the target was given."""
+    documents = []
+    for name in dict.fromkeys(["config.yaml", *([config_file] if config_file else []), "experiment.yaml",
+                               "experiment.json"]):
+        try:
+            text = (run_dir / name).read_text()
+            document = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(document, dict):
+            documents.append(document)
+    return documents
+
+
+def _at(document: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _named(document: Any, names: tuple[str, ...]) -> list[Any]:
+    """Values of the keys called one of `names`, anywhere in the document."""
+    found: list[Any] = []
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if key in names and not isinstance(value, Mapping):
+                found.append(value)
+            else:
+                found += _named(value, names)
+    return found
+
+
+def budget_of_config(document: Mapping[str, Any], *, epochs_path: str | None = None,
+                     epochs_default: Any = None) -> TrainingBudget:
+    """The epoch cap and early stopping a run config sets: the epochs knob at `epochs_path`
+    (the target's knob of the `epochs` role), else `train.epochs`, else the one key named
+    like an epoch budget, else `epochs_default` (the knob's default, where the config is
+    silent); early stopping from the patience knob (null: off). Unknown parts stay None."""
+    found, epochs = False, None
+    for path in (*([epochs_path] if epochs_path else []), "train.epochs"):
+        found, epochs = _at(document, path)
+        if found:
+            break
+    if not found:
+        named = _named(document, EPOCHS_NAMES)
+        found, epochs = (True, named[0]) if len(named) == 1 else (epochs_default is not None, epochs_default)
+    if not found or isinstance(epochs, bool) or _int(epochs) is None:
+        return TrainingBudget()
+    has_patience, patience = _at(document, "train.early_stopping_patience")
+    if not has_patience:
+        named = _named(document, PATIENCE_NAMES)
+        has_patience, patience = (True, named[0]) if len(named) == 1 else (False, None)
+    early = (patience is not None and patience is not False) if has_patience else None
+    return TrainingBudget(epochs=_int(epochs), early_stopping=early)
+
+
+def training_budget(run_dir: Path | str, *, config_file: str | None = None,
+                    epochs_path: str | None = None) -> TrainingBudget:
+    """`budget_of_config` of the run's config: the built-in trainer's resolved `config.yaml`,
+    else `config_file` (the target's) or `experiment.yaml`/`.json`; the first that says."""
+    for document in _configs(Path(run_dir), config_file):
+        budget = budget_of_config(document, epochs_path=epochs_path)
+        if budget.epochs is not None:
+            return budget
+    return TrainingBudget()
+
+
+def diagnose_run(run_dir: Path | str, *, budget_seconds: float | None = None, config_file: str | None = None,
+                 epochs_path: str | None = None) -> list[Finding]:
     """`diagnose` on a run folder: `metrics.jsonl`, `result.json`, the embedding width from
-    `config.yaml` and a divergence reported in `output.log`, each used when present."""
+    `config.yaml`, the training budget from the run's config (`training_budget`; pass the
+    target's `config_file` and the path of its `epochs`-role knob where they are not the
+    built-in ones) and a divergence reported in `output.log`, each used when present."""
     run_dir = Path(run_dir)
     metrics = _read_jsonl(run_dir / "metrics.jsonl")
     diverged = _divergence(run_dir)
     if diverged is not None:
         metrics.append(diverged)
     result = _read_json(run_dir / "result.json")
-    return diagnose(metrics, result, embedding_dim=_embedding_dim(run_dir), budget_seconds=budget_seconds)
+    return diagnose(metrics, result, embedding_dim=_embedding_dim(run_dir), budget_seconds=budget_seconds,
+                    training=training_budget(run_dir, config_file=config_file, epochs_path=epochs_path))
 
 
 def suggest_from_findings(

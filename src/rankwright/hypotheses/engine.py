@@ -22,7 +22,8 @@ from rankwright.hypotheses.insights import (
 
 # How far a matching diagnosis moves a technique's expected effect, in prior standard
 # deviations toward helping, at full strength: the diagnosis says "this applies here" but
-# is not a measurement of the effect.
+# is not a measurement of the effect. A finding that predicts the effect (a learning curve
+# extrapolated, a one-epoch budget: `predicted_effect`) replaces the knowledge prior instead.
 DIAGNOSIS_SHIFT = 0.75
 HISTORY_WEIGHT = 0.5  # summed similarity above which history is named the main source
 LLM_SD_FLOOR = 0.002  # an LLM's claimed effect is an opinion: never tighter than this
@@ -215,7 +216,14 @@ def rank_hypotheses(
     candidates, dropped = applicable_changes(kb, model_family, knob_paths, current, validate)
     spread = estimate_spread(insights, {t.id: t.prior.sd for t in kb.techniques}) if insights else Spread()
     for technique, changes in candidates:
-        prior = prior_for(technique.id, technique.prior.effect, technique.prior.sd, context, insights, spread)
+        matched = [by_signal[s] for s in technique.signals if s in by_signal]
+        finding = max(matched, key=lambda f: f.strength) if matched else None
+        predicted = predicted_effect(finding)
+        # a diagnosis that predicts the effect (a learning curve extrapolated, a budget of one
+        # epoch) is this baseline's own prior; the knowledge base's is what the technique does
+        # on baselines in general
+        start = predicted or (technique.prior.effect, technique.prior.sd)
+        prior = prior_for(technique.id, start[0], start[1], context, insights, spread)
         if prior.failed_here is not None:
             f = prior.failed_here
             dropped.append((technique.id, f"not proposed again: it did not help in the same context in campaign "
@@ -237,13 +245,17 @@ def rank_hypotheses(
         for failed, changed in prior.failed_elsewhere:
             notes.append(f"did not help in campaign {failed.campaign!r} ({_pct(failed.effect)} NE) but the context "
                          f"changed ({', '.join(changed) or 'slightly'}), so it is proposed again")
-        matched = [by_signal[s] for s in technique.signals if s in by_signal]
-        if matched:
-            finding = max(matched, key=lambda f: f.strength)
+        if finding is not None and predicted is not None:
+            sources.append("diagnosis")
+            notes.append(f"diagnosis ({finding.signal}, strength {finding.strength:.2f}) predicts "
+                         f"{_pct(predicted[0])} NE (sd {predicted[1] * 100:.2f}%), in place of the knowledge "
+                         f"prior: {finding.reason}")
+        elif finding is not None:
             mean -= DIAGNOSIS_SHIFT * finding.strength * sd
             sources.append("diagnosis")
             notes.append(f"diagnosis ({finding.signal}, strength {finding.strength:.2f}): {finding.reason}")
-        main = "history" if prior.evidence_weight >= HISTORY_WEIGHT else ("diagnosis" if matched else "knowledge")
+        main = ("history" if prior.evidence_weight >= HISTORY_WEIGHT else
+                "diagnosis" if finding is not None else "knowledge")
         scored.append(_score(technique.id, main, tuple(sources), changes, mean, sd, technique.cost_factor,
                              baseline_cost, noise, notes, technique.id))
 
@@ -280,6 +292,16 @@ def rank_hypotheses(
                       + (h.waiting_reason() + "; " if not h.expected_to_help else "") + h.reason)
               for i, h in enumerate(kept)]
     return Ranking(ranked, dropped, spread)
+
+
+def predicted_effect(finding: Any) -> tuple[float, float] | None:
+    """(effect, sd) a diagnosis finding predicts for the techniques answering it (its
+    evidence's `predicted_effect` and `predicted_sd`, relative NE), or None."""
+    evidence = getattr(finding, "evidence", None) or {}
+    effect, sd = evidence.get("predicted_effect"), evidence.get("predicted_sd")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (effect, sd)):
+        return None
+    return (float(effect), float(sd)) if sd > 0 else None
 
 
 def _conflict(kb: Any, a: Hypothesis, b: Hypothesis) -> bool:

@@ -27,6 +27,8 @@ MODEL_FAMILIES: tuple[str, ...] = ("lr", "fm", "dnn", "deepfm", "dcnv2", "dlrm",
 SIGNALS: dict[str, str] = {
     "overfitting": "train/valid gap large, validation loss rising",
     "underfitting": "still improving at the end, or train loss high",
+    "undertrained": "the epoch budget ended training while validation still improved (one epoch included)",
+    "overtrained": "the model kept is past its best epoch on validation",
     "unstable": "loss spikes",
     "miscalibrated": "predicted and observed click rates disagree",
     "embeddings_too_large": "embedding parameters large against training rows",

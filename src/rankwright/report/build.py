@@ -1,21 +1,24 @@
 """The proposal of a campaign, built from its store and run files (the agent never imports
-this): the confirmed winner against the baseline on the test split, the evidence for every
-hypothesis tried, the cost against the estimate, and the decisions with their reasons."""
+this): what ships, decided on validation only (the test split is never read to decide),
+the test split as the claim beside it, the evidence for every hypothesis tried, the cost
+against the estimate, and the decisions with their reasons."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rankwright.agent.naming import BASELINE, base_name, is_low, work_dir
+from rankwright.agent.naming import BASELINE, base_name, is_baseline, is_low, work_dir
 from rankwright.agent.observe import observe
 from rankwright.agent.phases.combination import best_combination, fidelity_check, low_vs_full
 from rankwright.agent.phases.exploitation import trial_arms
 from rankwright.agent.phases.validation import judgements
 from rankwright.agent.state import PHASES, CampaignState
-from rankwright.analysis import Verdict, mean_ci, paired_test, spearman
+from rankwright.analysis import PairedResult, Verdict, mean_ci, paired_test, spearman
+from rankwright.report.document import claim_of, probability
 from rankwright.report.proposal import (
-    Curve, HypothesisEvidence, MetricComparison, PhaseCost, Proposal, Revision, SpendPoint, config_diff,
+    ArmResult, Curve, Decision, HypothesisEvidence, MetricComparison, PhaseCost, Proposal, Revision, SpendPoint,
+    config_diff,
 )
 from rankwright.store.records import ExperimentStatus
 
@@ -39,13 +42,6 @@ def _test_metric(metrics: dict[str, Any] | None, name: str) -> float | None:
         value = run_metric(metrics, "test", "calibration")
         return None if value is None else abs(value - 1.0)
     return run_metric(metrics, "test", name)
-
-
-def _winner(state: CampaignState) -> str | None:
-    for r in reversed(state.revisions):
-        if r.body.get("step") == "confirmation":
-            return r.body.get("data", {}).get("winner")
-    return None
 
 
 def _evidence(state: CampaignState) -> list[HypothesisEvidence]:
@@ -92,57 +88,133 @@ def _evidence(state: CampaignState) -> list[HypothesisEvidence]:
         elif value is None:
             verdict, why = "failed", "the run failed"
         else:
-            verdict, why = "trial", "one seed, judged only by the confirmation"
+            verdict, why = "trial", "one seed; an arm ships only with 2 or more seeds paired with the baseline's"
         effect = None if value is None or base1 is None else (value - base1) / abs(base1)
         out.append(HypothesisEvidence(arm, "exploitation", first["params"], "exploitation", "full", 1, effect, None,
                                       None, None, verdict, False, why))
     return out
 
 
+def _p_better(r: PairedResult) -> float:
+    """P(the true paired difference is below zero): the paired t with a flat prior."""
+    if r.se <= 0:
+        return 1.0 if r.effect < 0 else 0.0 if r.effect > 0 else 0.5
+    from scipy.special import stdtr
+
+    return float(stdtr(r.df, -r.effect / r.se))
+
+
+def _shown(a: ArmResult) -> str:
+    return (f"{a.effect:+.2%} (95% CI {a.ci_low:+.2%} to {a.ci_high:+.2%}, paired over {a.seeds} seeds), "
+            f"P(better) {probability(a.p_better)}")
+
+
+def ship_decision(state: CampaignState) -> Decision:
+    """What ships, read on validation only: every full-fidelity arm with at least 2 seeds
+    paired with the baseline's (low-fidelity arms ran on other data than the full
+    baseline), against it on those seeds. `strategy.ship` "expected" ships the best expected
+    gain, if it is a gain; "confirmed" only an arm whose 95% interval is wholly a gain.
+    A paused or unfinished campaign decides the same way on what it has measured."""
+    base = state.values(BASELINE)
+    arms = []
+    for arm in state.arms():
+        if is_baseline(arm) or is_low(arm):
+            continue
+        values = state.values(arm)
+        shared = sorted(set(values) & set(base))
+        if len(shared) < 2:
+            continue
+        r = paired_test({s: values[s] for s in shared}, {s: base[s] for s in shared})
+        low, high = r.ci()
+        arms.append(ArmResult(arm, state.first_entry(arm)["phase"], r.n, r.effect, low, high, _p_better(r)))
+    arms.sort(key=lambda a: (a.effect, a.arm))
+    rule = state.strategy.ship
+    eligible = [a for a in arms if a.effect < 0 and (rule == "expected" or a.confirmed)]
+    ships = eligible[0] if eligible else None
+    best = arms[0] if arms else None
+    n = f"{len(arms)} arm{'s' if len(arms) != 1 else ''}"
+    if best is None:
+        reason = ("No arm has 2 or more full-fidelity validation seeds paired with the baseline's yet, so the "
+                  "baseline stands")
+    elif ships is not None and rule == "expected":
+        reason = f"{ships.arm} has the best expected validation gain of the {n} measured against the baseline: " \
+                 f"{_shown(ships)}"
+    elif ships is not None:
+        confirmed = sum(1 for a in arms if a.confirmed and a.effect < 0)
+        reason = f"{ships.arm} is the best of the {confirmed} arm(s) whose paired 95% validation interval " \
+                 f"is wholly a gain (strategy.ship: confirmed): {_shown(ships)}"
+    elif best.effect >= 0:
+        reason = f"No arm improves on the baseline in expectation: the best of the {n}, {best.arm}, " \
+                 f"{_shown(best)}"
+    else:
+        reason = f"No arm's paired 95% validation interval is wholly a gain (strategy.ship: confirmed); " \
+                 f"the best expected gain, {best.arm}, {_shown(best)}, would ship under strategy.ship: expected"
+    return Decision(rule, ships.arm if ships else None, tuple(arms), reason)
+
+
+def _comparisons(state: CampaignState, experiments: dict[str, Any], arm: str | None) -> list[MetricComparison]:
+    """The test split as the claim: the shipped arm against the baseline over the seeds both
+    ran; the baseline alone (proposal = baseline) when it is what ships."""
+    base_seeds = sorted(state.values(BASELINE))
+    seeds = base_seeds if arm is None else sorted(set(state.values(arm)) & set(base_seeds))
+    out = []
+    for name, lower in TEST_METRICS:
+        def read(a: str, s: int) -> float | None:
+            e = experiments.get(f"{state.name}/{a}/seed{s}")
+            return None if e is None else _test_metric(e.metrics, name)
+
+        if arm is None:
+            values = [v for s in seeds if (v := read(BASELINE, s)) is not None]
+            if values:
+                mean = sum(values) / len(values)
+                out.append(MetricComparison(name, lower, mean, mean, 0.0, 0.0, 0.0, len(values)))
+            continue
+        pairs = [(b, p) for s in seeds if (b := read(BASELINE, s)) is not None and (p := read(arm, s)) is not None]
+        if len(pairs) < 2:
+            continue
+        diff, low, high = mean_ci([p - b for b, p in pairs])
+        out.append(MetricComparison(name, lower, sum(b for b, _ in pairs) / len(pairs),
+                                    sum(p for _, p in pairs) / len(pairs), diff, low, high, len(pairs)))
+    return out
+
+
+def _headline(objective: str, decision: Decision, ne: MetricComparison | None, gap: float | None,
+              bayes: float | None) -> str:
+    """The decision on validation, then the test split as the claim beside it."""
+    shipped = decision.shipped
+    if shipped is None:
+        head = decision.reason + "."
+        return head + (f" Baseline test NE {ne.baseline:.4f}, mean over {ne.seeds} seeds." if ne else "")
+    head = f"Ships {shipped.arm}: on validation {objective} {_shown(shipped)}."
+    if ne is None:
+        return head + " No test-split metrics were recorded: the claim rests on validation alone."
+    rel = ne.diff / ne.baseline
+    claim = (f" Test NE {ne.baseline:.4f} -> {ne.proposal:.4f} ({rel:+.2%}; 95% CI {ne.ci_low / ne.baseline:+.2%} "
+             f"to {ne.ci_high / ne.baseline:+.2%}, paired over {ne.seeds} seeds): {claim_of(ne)}")
+    if gap is not None:
+        claim += f", closing {gap:.0%} of the gap to the Bayes limit {bayes:.4f}"
+    return head + claim + "."
+
+
 def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
     campaign = store.campaign(spec.name)
     plan_id, plan, _ = store.latest_plan(campaign.id)
     state = observe(store, spec, target, root, campaign.id, plan, rank=False)
-    winner = _winner(state)
+    decision = ship_decision(state)
+    winner = decision.ships
+    found = winner is not None
     experiments = {e.idempotency_key: e for e in store.experiments(campaign.id)}
-    metrics: list[MetricComparison] = []
-    found, headline, gap, bayes = False, "", None, None
-    seeds = []
-    if winner is not None:
-        seeds = sorted(set(state.values(winner)) & set(state.values(BASELINE)))
-        for name, lower in TEST_METRICS:
-            pairs = [(_test_metric(experiments[f"{spec.name}/{BASELINE}/seed{s}"].metrics, name),
-                      _test_metric(experiments[f"{spec.name}/{winner}/seed{s}"].metrics, name)) for s in seeds]
-            pairs = [(b, p) for b, p in pairs if b is not None and p is not None]
-            if len(pairs) < 2:
-                continue
-            diff, low, high = mean_ci([p - b for b, p in pairs])
-            metrics.append(MetricComparison(name, lower, sum(b for b, _ in pairs) / len(pairs),
-                                            sum(p for _, p in pairs) / len(pairs), diff, low, high, len(pairs)))
-        if not metrics:  # a target without test-split metrics: the objective itself, as it was measured
-            pairs = [(state.values(BASELINE)[s], state.values(winner)[s]) for s in seeds]
-            if len(pairs) >= 2:
-                diff, low, high = mean_ci([p - b for b, p in pairs])
-                metrics.append(MetricComparison("objective", True, sum(b for b, _ in pairs) / len(pairs),
-                                                sum(p for _, p in pairs) / len(pairs), diff, low, high, len(pairs)))
-        bayes_values = [_bayes_ne(experiments[f"{spec.name}/{BASELINE}/seed{s}"].metrics) for s in seeds]
-        bayes = bayes_values[0] if bayes_values and bayes_values[0] is not None else None
-    ne = next((m for m in metrics if m.metric in ("ne", "objective")), None)
-    if ne is not None:
-        found = ne.ci_high < 0
-        if bayes is not None and ne.baseline > bayes:
-            gap = (ne.baseline - ne.proposal) / (ne.baseline - bayes)
-        rel = ne.diff / ne.baseline
-        what = "Test NE" if ne.metric == "ne" else f"{spec.objective.metric} (as minimised; no test metrics)"
-        headline = (f"{what} {ne.baseline:.4f} -> {ne.proposal:.4f} ({rel:+.2%}; 95% CI {ne.ci_low / ne.baseline:+.2%} "
-                    f"to {ne.ci_high / ne.baseline:+.2%}, paired over {ne.seeds} seeds)"
-                    + (f", closing {gap:.0%} of the gap to the Bayes limit {bayes:.4f}." if gap is not None else "."))
-        if not found:
-            headline = "No change beat the baseline with confidence on the test split. " + headline
-    else:
-        headline = ("No change beat the baseline: nothing reached the confirmation. "
-                    "What was ruled out is listed below.")
-    delta = state.first_entry(winner)["delta"] if winner else {}
+    metrics = _comparisons(state, experiments, winner)
+    bayes_values = [_bayes_ne(e.metrics) for s in sorted(state.values(BASELINE))
+                    if (e := experiments.get(f"{spec.name}/{BASELINE}/seed{s}")) is not None]
+    bayes = next((b for b in bayes_values if b is not None), None)
+    ne = next((m for m in metrics if m.metric == "ne"), None)
+    gap = None
+    if found and ne is not None and bayes is not None and ne.baseline > bayes and ne.outcome == "better":
+        gap = (ne.baseline - ne.proposal) / (ne.baseline - bayes)  # claimed only where test confirms the gain
+    objective = spec.objective.metric + (" (as minimised)" if spec.objective.direction == "maximize" else "")
+    headline = _headline(objective, decision, ne, gap, bayes)
+    delta = dict(state.first_entry(winner)["delta"]) if winner else {}
     proposal_config = target.config_with(delta) if found else dict(target.base_config)
     verdicts = judgements(state)
     pairs = low_vs_full(state)
@@ -162,13 +234,24 @@ def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
                                   sum(e.actual_cost or 0.0 for e in experiments.values() if e.phase == p),
                                   spec.strategy.phases.of(p) * plannable) for p in PHASES)
     curves = []
-    for label, arm in (("baseline", BASELINE), ("proposal", winner)):
-        if arm is None:
-            continue
-        curve = target.read_curve(work_dir(root, f"{spec.name}/{arm}/seed1"))
+    shared = sorted(set(state.values(BASELINE)) & set(state.values(winner))) if winner else \
+        sorted(state.values(BASELINE))
+    seed = 1 if 1 in shared or not shared else shared[0]
+    for label, arm in (("baseline", BASELINE), ("proposal", winner)) if winner else \
+            (("baseline", BASELINE),):
+        curve = target.read_curve(work_dir(root, f"{spec.name}/{arm}/seed{seed}"))
         if curve:
-            curves.append(Curve(f"{label} seed 1", tuple(range(1, len(curve) + 1)), tuple(curve)))
-    notes = [*best_combination(state).notes]
+            suffix = "" if winner else " (the proposal)"
+            curves.append(Curve(f"{label} seed {seed}{suffix}", tuple(range(1, len(curve) + 1)), tuple(curve)))
+    notes = []
+    if campaign.status != "finished":
+        notes.append(f"the campaign is {campaign.status}, not finished: the proposal is the best it has measured "
+                     "so far, by the same rule")
+    if found and len(decision.arms) > 1:
+        notes.append(f"{winner} was chosen as the best of {len(decision.arms)} arms on validation, so its "
+                     "validation gain is optimistic; the test split, which no decision reads, is the unbiased "
+                     "check")
+    notes += best_combination(state).notes
     pruned = sum(1 for h in trial_arms(state)
                  if (r := state.runs.get(f"{spec.name}/{h}/seed1")) and r.status is ExperimentStatus.CANCELLED)
     if pruned:
@@ -186,6 +269,7 @@ def build_proposal(store: Any, spec: Any, target: Any, root: Path) -> Proposal:
         correction=f"{spec.strategy.correction.upper()} over the {len(verdicts)} hypotheses judged in validation, "
                    f"alpha {spec.strategy.alpha:g}",
         rank_agreement=rank, bayes_ne=bayes, gap_closed=gap, ruled_out=ruled_out, notes=tuple(notes),
+        decision=decision,
         **({} if spec.target == "builtin" else {"reproduce": reproduce_command(target, delta if found else {})}))
 
 

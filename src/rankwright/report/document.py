@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Union
 
 from rankwright.report import _format as fmt
-from rankwright.report.proposal import PHASES, HypothesisEvidence, Proposal
+from rankwright.report.proposal import PHASES, HypothesisEvidence, MetricComparison, Proposal
 
-NOTHING_BETTER = "No change beat the baseline."
+NOTHING_BETTER = "The proposal is the baseline: no change ships."
 PROMOTED = "*"
+RULES = {
+    "expected": "the arm with the best expected gain over the baseline ships, if that gain is an improvement",
+    "confirmed": "only an arm whose paired 95% interval is wholly a gain ships",
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Document:
 def build(proposal: Proposal, config_path: Path | None = None) -> Document:
     """The report's content; `config_path` is where proposal.yaml is written, if anywhere."""
     p = proposal
-    body = (_reproduce(p, config_path), _comparison(p), _changes(p), _evidence(p), _cost(p),
+    decided = (_decision(p),) if p.decision is not None else ()
+    body = (*decided, _reproduce(p, config_path), _comparison(p), _changes(p), _evidence(p), _cost(p),
             _decisions(p))
     if p.found_better:
         sections = (*body, _ruled_out(p), _notes(p))
@@ -115,7 +120,47 @@ def _reproduce(p: Proposal, config_path: Path | None) -> Section:
     return Section("Reproduce", tuple(blocks))
 
 
+def claim_of(m: MetricComparison) -> str:
+    """What the test split says of a shipped change: never more than its interval shows."""
+    if m.outcome == "better":
+        return "test confirms the gain"
+    if m.outcome == "worse":
+        return "test disagrees with validation: the change is worse on test"
+    return "test does not confirm the gain: its interval includes no change"
+
+
+def probability(x: float) -> str:
+    """A probability with two decimals, never shown as a certainty."""
+    return ">0.99" if x > 0.99 else "<0.01" if x < 0.01 else f"{x:.2f}"
+
+
+def _decision(p: Proposal) -> Section:
+    d = p.decision
+    assert d is not None
+    blocks: list[Block] = [
+        Paragraph(f"Decided on the validation objective ({p.objective}) alone; no decision reads the test "
+                  f"split. Rule (strategy.ship: {d.rule}): {RULES.get(d.rule, d.rule)}."),
+        Paragraph(_sentence(d.reason)),
+    ]
+    if d.arms:
+        rows = []
+        for a in d.arms:
+            effect, ci = fmt.effect(a.effect, a.ci_low, a.ci_high)
+            name = f"{a.arm} {PROMOTED}" if a.arm == d.ships else a.arm
+            rows.append((name, str(a.seeds), effect, ci, probability(a.p_better)))
+        blocks.append(Table(("arm", "n", "effect", "95% CI", "P(better)"), tuple(rows),
+                            (False, True, True, True, True)))
+        star = f" A star ({PROMOTED}) marks what ships." if d.ships else ""
+        blocks.append(Paragraph(
+            f"Every full-fidelity arm with 2 or more seeds paired with the baseline's. Effect: relative change "
+            f"of {p.objective} against the baseline on those seeds, negative is better; n: seeds; P(better): "
+            f"the probability that the arm beats the baseline, from the paired t (flat prior).{star}"))
+    return Section("Decision (validation split)", tuple(blocks))
+
+
 def _comparison(p: Proposal) -> Section:
+    if not p.found_better:
+        return _baseline_only(p)
     blocks: list[Block] = []
     if p.metrics:
         rows = []
@@ -139,8 +184,13 @@ def _comparison(p: Proposal) -> Section:
             "Means over the seeds both ran; diff is proposal minus baseline with its 95% t interval "
             f"over the paired seeds ({direction}). {verdicts[0].upper()}{verdicts[1:]}."
         ))
+        main = next((m for m in p.metrics if m.metric == "ne"), p.metrics[0])
+        chosen = f" with P(better) {probability(p.p_better)}" if p.p_better is not None else ""
+        blocks.append(Paragraph(
+            f"Validation chose it{chosen}; the test split, which no decision reads, is the claim. "
+            f"On test {main.metric}: {claim_of(main)}."))
     else:
-        blocks.append(Paragraph("No test-split comparison was recorded."))
+        blocks.append(Paragraph("No test-split metrics were recorded: the claim rests on validation alone."))
     if p.bayes_ne is not None:
         text = f"Bayes limit of the synthetic data: NE {fmt.metric_value(p.bayes_ne)}."
         if p.gap_closed is not None:
@@ -148,6 +198,22 @@ def _comparison(p: Proposal) -> Section:
         blocks.append(Paragraph(text))
     blocks.append(Plot("curves"))
     return Section("Baseline against proposal (test split)", tuple(blocks))
+
+
+def _baseline_only(p: Proposal) -> Section:
+    """The proposal is the baseline: its own test metrics, and no change claimed."""
+    blocks: list[Block] = []
+    if p.metrics:
+        rows = tuple((m.metric, fmt.metric_value(m.baseline), str(m.seeds)) for m in p.metrics)
+        blocks.append(Table(("metric", "baseline", "seeds"), rows, (False, True, True)))
+        blocks.append(Paragraph("The proposal is the baseline: its test metrics, means over its seeds. No change "
+                                "is claimed."))
+    else:
+        blocks.append(Paragraph("The proposal is the baseline; no test-split metrics were recorded."))
+    if p.bayes_ne is not None:
+        blocks.append(Paragraph(f"Bayes limit of the synthetic data: NE {fmt.metric_value(p.bayes_ne)}."))
+    blocks.append(Plot("curves"))
+    return Section("The baseline on the test split", tuple(blocks))
 
 
 def _changes(p: Proposal) -> Section:

@@ -48,7 +48,8 @@ def _check_interval(what: str, low: float | None, high: float | None) -> None:
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One test-split metric, baseline against proposal, over the seeds both ran."""
+    """One test-split metric, baseline against proposal, over the seeds both ran (when the
+    proposal is the baseline: the baseline's own seeds, proposal equal to baseline)."""
 
     metric: str  # "ne" | "auc" | "logloss" | "calibration"
     lower_is_better: bool
@@ -151,6 +152,54 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class ArmResult:
+    """One arm against the baseline on the validation objective, over the seeds both ran:
+    what the ship decision reads (the test split never enters it)."""
+
+    arm: str
+    phase: str  # where it was first planned: validation | combination | exploitation
+    seeds: int  # seeds paired with the baseline's
+    effect: float  # relative change of the objective as minimised (negative = better)
+    ci_low: float  # 95% paired t interval of the effect
+    ci_high: float
+    p_better: float  # probability that it beats the baseline (paired t, flat prior)
+
+    def __post_init__(self) -> None:
+        _check_interval(f"arm {self.arm}", self.ci_low, self.ci_high)
+        if not 0.0 <= self.p_better <= 1.0:
+            raise ValueError(f"arm {self.arm}: p_better {self.p_better} is not a probability")
+
+    @property
+    def confirmed(self) -> bool:
+        """Its 95% validation interval lies wholly on the side of a gain."""
+        return self.ci_high < 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ships and why, decided on validation alone."""
+
+    rule: str  # "expected" (best expected gain) | "confirmed" (its 95% interval is wholly a gain)
+    ships: str | None  # the arm that ships; None: the baseline
+    arms: tuple[ArmResult, ...]  # every arm with 2+ seeds paired with the baseline's, best first
+    reason: str  # one sentence, capitalised where it does not start with an arm's name
+
+    def __post_init__(self) -> None:
+        _tuples(self, "arms")
+        if self.ships is not None and self.ships not in {a.arm for a in self.arms}:
+            raise ValueError(f"decision ships {self.ships!r}, which is not among its arms")
+
+    @property
+    def best(self) -> ArmResult | None:
+        """The arm with the best expected validation gain, shipped or not."""
+        return min(self.arms, key=lambda a: (a.effect, a.arm), default=None)
+
+    @property
+    def shipped(self) -> ArmResult | None:
+        return next((a for a in self.arms if a.arm == self.ships), None)
+
+
+@dataclass(frozen=True)
 class Proposal:
     campaign: str
     objective: str  # e.g. "valid.ne"
@@ -175,6 +224,7 @@ class Proposal:
     ruled_out: tuple[str, ...]  # plain sentences: what was shown not to help
     notes: tuple[str, ...]  # anything else the engineer should know
     reproduce: str = "rankwright train proposal.yaml"  # the one command that trains the proposal
+    decision: Decision | None = None  # the ship decision on validation (None: built by hand, without one)
 
     def __post_init__(self) -> None:
         _tuples(self, *_SEQUENCE_FIELDS)
@@ -183,6 +233,18 @@ class Proposal:
             if len(self.rank_agreement) != 3:
                 raise ValueError("rank_agreement is (method, value, number of points)")
             object.__setattr__(self, "rank_agreement", tuple(self.rank_agreement))
+
+    @property
+    def p_better(self) -> float | None:
+        """Probability on validation that the shipped change beats the baseline."""
+        shipped = self.decision.shipped if self.decision else None
+        return None if shipped is None else shipped.p_better
+
+    @property
+    def valid_effect(self) -> float | None:
+        """The shipped change's relative validation effect (negative = better)."""
+        shipped = self.decision.shipped if self.decision else None
+        return None if shipped is None else shipped.effect
 
     @property
     def budget_used(self) -> float | None:

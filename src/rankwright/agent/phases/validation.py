@@ -2,27 +2,39 @@
 rounds. A round is chosen from the ranking re-computed with what this campaign learned, so
 a campaign whose first picks failed tries something else next. Promotion needs the paired
 effect to clear the noise after the multiple-testing correction over every hypothesis
-validated so far; a borderline one gets more seeds before its verdict."""
+validated so far, the seed noise pooled across them (`pooled_paired_tests`: with two seeds
+each, one hypothesis alone would have one degree of freedom). More seeds follow the
+two-stage rule fixed in advance (`TwoStageDesign`): stage-1 verdicts at a stricter level,
+extra seeds only for a hypothesis inside the borderline band, and its stage-2 verdict at
+the rest of alpha, so the top-up does not inflate the error rate."""
 
 from __future__ import annotations
 
 from rankwright.agent.naming import arm_name, base_name
 from rankwright.agent.phases._base import Done, Step, baseline_arm, cost_of, planned_runs
 from rankwright.agent.state import CampaignState
-from rankwright.analysis import Judgement, Verdict, borderline, judge, paired_test
+from rankwright.analysis import Judgement, TwoStageDesign, Verdict, judge_two_stage
+
+
+def design(state: CampaignState) -> TwoStageDesign:
+    """The sequential rule of this campaign, fixed by its approved strategy: stage 1 on the
+    plan's seeds per hypothesis, `extra_seeds` more for a borderline one."""
+    return TwoStageDesign(alpha=state.strategy.alpha, first_seeds=state.validation_seeds,
+                          extra_seeds=state.strategy.extra_seeds)
 
 
 def judgements(state: CampaignState) -> dict[str, Judgement]:
     """The verdict on every hypothesis whose validation runs all ended (one family)."""
     base = state.values(baseline_arm(state, low=True))
-    results = {}
+    arms = {}
     for arm in state.arms("validation"):
         if arm == baseline_arm(state, low=True) or not state.complete(arm):
             continue
         values = state.values(arm)
         if values and len(base) >= 2:
-            results[base_name(arm)] = paired_test(values, base)
-    return judge(results, alpha=state.strategy.alpha, margin=state.strategy.margin, method=state.strategy.correction)
+            arms[base_name(arm)] = values
+    return judge_two_stage(arms, base, design(state), margin=state.strategy.margin,
+                           method=state.strategy.correction)
 
 
 def promoted(state: CampaignState) -> list[str]:
@@ -49,16 +61,17 @@ class Validation:
         helped = [n for n, j in verdicts.items() if j.verdict is Verdict.HELPED]
         counts = {v: sum(1 for j in verdicts.values() if j.verdict is v) for v in Verdict}
         return Done(f"{len(verdicts)} hypotheses judged ({state.strategy.correction.upper()} correction, "
-                    f"alpha {state.strategy.alpha:g}): promoted {', '.join(helped) or 'none'}; "
+                    f"alpha {state.strategy.alpha:g}; {design(state).describe()}): "
+                    f"promoted {', '.join(helped) or 'none'}; "
                     f"{counts[Verdict.NO_GAIN]} no gain, {counts[Verdict.HURT]} hurt, "
                     f"{counts[Verdict.INCONCLUSIVE]} inconclusive")
 
     def _more_seeds(self, state: CampaignState, verdicts: dict[str, Judgement]) -> list[dict]:
-        target = state.validation_seeds + state.strategy.extra_seeds
+        target = design(state).total_seeds
         entries: list[dict] = []
         for name, j in verdicts.items():
             arm = arm_name(name, bool(state.low))
-            if not borderline(j, state.strategy.alpha) or len(state.seeds(arm)) >= target:
+            if not j.borderline or len(state.seeds(arm)) >= target:
                 continue
             first = state.first_entry(arm)
             entries += planned_runs(state, arm=arm, phase=self.name, delta=first["delta"], low=True,
