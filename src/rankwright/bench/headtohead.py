@@ -209,8 +209,9 @@ def ratio_ci(ours: list[float], peer: list[float]) -> dict[str, Any]:
     num, den = a[idx].mean(axis=1), b[idx].mean(axis=1)
     ok = den > 0
     ratios = np.where(ok, num / np.where(ok, den, 1.0), np.inf)
-    return {"value": float(a.mean() / b.mean()), "low": float(np.quantile(ratios, 0.025)),
-            "high": float(np.quantile(ratios, 0.975))}
+    # no interpolation: a resample whose peer mean is not positive has an infinite ratio
+    return {"value": float(a.mean() / b.mean()), "low": float(np.quantile(ratios, 0.025, method="inverted_cdf")),
+            "high": float(np.quantile(ratios, 0.975, method="inverted_cdf"))}
 
 
 def sign_test(wins: int, losses: int) -> float:

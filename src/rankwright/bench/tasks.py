@@ -41,8 +41,9 @@ TPE_FEW_STARTUP = 3  # "TPE with few start-up trials" (Optuna's default is 10)
 PRUNER = {"n_startup_trials": 3, "n_warmup_steps": 1}  # Optuna MedianPruner, as Rankwright's exploitation uses
 # Commit of this (23) first run under the fair judge: results files list every
 # commit after it that changed an agent policy or the knowledge base (what was tuned while
-# looking at results). None until that run has happened; then fixed here.
-FIRST_FAIR_RUN = None
+# looking at results). Recorded after that run (frappe and wide, small budget, the
+# agent as it was at 28dccda); the only change to this file since.
+FIRST_FAIR_RUN = "28dccda"
 POLICY_PATHS = ("src/rankwright/agent", "src/rankwright/hypotheses", "src/rankwright/analysis",
                 "src/rankwright/report/build.py")
 
