@@ -229,3 +229,18 @@ def test_when_the_baseline_ships_no_losing_arm_is_shown_as_the_proposal(tmp_path
     assert "## The baseline on the test split" in md and "## Baseline against proposal" not in md
     loser = sum(BASE_TEST.values()) / 5 - 0.05
     assert f"{loser:.4f}" not in md and "closes" not in md
+
+
+def test_the_decision_table_reads_at_80_columns_with_a_long_combination_name(tmp_path, monkeypatch):
+    """The demo's combination `combo:embedding_l2_strong+bucketize_numeric` made a 95-column
+    table: a long arm name is cut to its column."""
+    from dataclasses import replace
+
+    c = _confirmed_campaign(tmp_path, monkeypatch)
+    p = c.proposal()
+    long_name = "combo:embedding_l2_strong+bucketize_numeric"
+    arms = tuple(replace(a, arm=long_name) if a.arm == p.decision.ships else a for a in p.decision.arms)
+    p = replace(p, decision=replace(p.decision, arms=arms, ships=long_name))
+    md = write_report(p, tmp_path / "report")["md"].read_text()
+    assert [line for line in md.splitlines() if line.startswith("|") and len(line) > 80] == []
+    assert "| combo:embedding_l2_strong... * |" in md

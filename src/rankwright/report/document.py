@@ -134,6 +134,14 @@ def probability(x: float) -> str:
     return ">0.99" if x > 0.99 else "<0.01" if x < 0.01 else f"{x:.2f}"
 
 
+ARM_WIDTH = 30  # the decision table's arm column: with the other four it reads at 80 columns
+
+
+def _clipped(name: str, width: int) -> str:
+    """A long combination's name cut to fit its column; the config diff names it whole."""
+    return name if len(name) <= width else name[:width - 3] + "..."
+
+
 def _decision(p: Proposal) -> Section:
     d = p.decision
     assert d is not None
@@ -146,7 +154,7 @@ def _decision(p: Proposal) -> Section:
         rows = []
         for a in d.arms:
             effect, ci = fmt.effect(a.effect, a.ci_low, a.ci_high)
-            name = f"{a.arm} {PROMOTED}" if a.arm == d.ships else a.arm
+            name = _clipped(a.arm, ARM_WIDTH - 2) + (f" {PROMOTED}" if a.arm == d.ships else "")
             rows.append((name, str(a.seeds), effect, ci, probability(a.p_better)))
         blocks.append(Table(("arm", "n", "effect", "95% CI", "P(better)"), tuple(rows),
                             (False, True, True, True, True)))
