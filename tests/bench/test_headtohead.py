@@ -306,3 +306,17 @@ def test_a_campaign_that_halted_while_being_stopped_is_an_end_not_a_failure(tmp_
     store.set_campaign_status(store.campaign("halts").id, "halted")
     _stop(path, tmp_path)  # no error: the campaign ended on its own
     assert store.campaign("halts").status == "halted"
+
+
+def test_a_resumed_run_names_the_times_of_the_runs_whose_outcomes_it_reused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: _ref())
+    monkeypatch.setattr(H, "run_method", lambda cell, method, seed, ref, work, say, commit="unknown":
+                        _outcome(method, seed, 0.95, 0.72, cell.name))
+    out = tmp_path / "out" / "h2h"
+    first = H.run(("wide",), ("small",), "primary", tmp_path / "work", out, tmp_path, print)
+    again = H.run(("wide",), ("small",), "primary", tmp_path / "work", out, tmp_path, print)
+    assert len(again["windows"]) == 2 and again["windows"][0]["started"] == first["started"]
+    assert f"Earlier runs on the same work folder: {first['started']} to" in " ".join(out.with_suffix(".md")
+                                                                                   .read_text().split())
+    other = H.run(("wide",), ("small",), "primary", tmp_path / "elsewhere", out, tmp_path, print)
+    assert len(other["windows"]) == 1  # another work folder: a new run, nothing reused

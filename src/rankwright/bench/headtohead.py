@@ -338,6 +338,15 @@ def _fmt_ci(s: dict[str, float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{s['mean'] * scale:+.{digits}f} ({s['low'] * scale:+.{digits}f},{s['high'] * scale:+.{digits}f})"
 
 
+def _windows(part: dict[str, Any]) -> str:
+    """The earlier invocations whose outcomes a resumed run reused."""
+    earlier = part.get("windows", [])[:-1]
+    if not earlier:
+        return ""
+    return " Earlier runs on the same work folder: " + "; ".join(
+        f"{w['started']} to {w['finished']} at {w['commit']}" for w in earlier) + "."
+
+
 def _fmt_ratio(r: dict[str, Any]) -> str:
     if r["value"] is None:
         return "-"
@@ -367,7 +376,7 @@ def render(document: dict[str, Any]) -> str:
                   f"{part['started']} to {part['finished']}; {part['wall_s'] / 60:.0f} min wall on "
                   f"{part['cpus']} cores. Tasks: {', '.join(part.get('tasks', []))}"
                   + (f" (held out: {', '.join(part['held_out_tasks'])})" if part.get("held_out_tasks") else "")
-                  + "." + _provenance(part)
+                  + "." + _windows(part) + _provenance(part)
                   + ("" if part.get("complete", True) else
                      f" **Partial: {part['done']} of {part['of']} method runs so far** (the run goes on with "
                      f"`rankwright bench --resume DIR`)."), ""]
@@ -466,6 +475,20 @@ def plot(document: dict[str, Any], path: Path) -> None:
 FORMAT = 2  # the fair judge of issue 23: the benchmark evaluates what each method ships
 
 
+def _earlier_windows(out: Path, seed_set: str, work: Path) -> list[dict[str, str]]:
+    """When and at which commit earlier invocations on the same work folder ran: a resumed
+    run reuses their outcomes, so the results name their times too."""
+    path = out.with_suffix(".json")
+    if not path.exists():
+        return []
+    document = json.loads(path.read_text())
+    part = document.get("sets", {}).get(seed_set) if document.get("format") == FORMAT else None
+    if not part or part.get("work") != str(work):
+        return []
+    return part.get("windows") or [{"commit": part["commit"], "started": part["started"],
+                                    "finished": part["finished"]}]
+
+
 def policy_commits(root: Path, since: str | None) -> list[str]:
     """Commits after `since` that changed an agent policy or the knowledge base."""
     if not since:
@@ -516,6 +539,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
         task, baseline = key.split("-")
         refs[key] = reference(task, baseline, work, say)
     outcomes: list[dict[str, Any]] = []
+    earlier = _earlier_windows(out, seed_set, work)
     commit = _commit(root)
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
     part: dict[str, Any] = {}
@@ -547,7 +571,10 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                         f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
                         f"({o['reused']} reused), {time.time() - begun:.0f} s")
                 # written after every method, so a run stopped mid-way still leaves its figures
+                window = {"commit": commit, "started": started,
+                          "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
                 part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": commit,
+                        "windows": [*earlier, window],
                         "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
                         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
