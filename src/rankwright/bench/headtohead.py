@@ -540,6 +540,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
         refs[key] = reference(task, baseline, work, say)
     outcomes: list[dict[str, Any]] = []
     earlier = _earlier_windows(out, seed_set, work)
+    settings_commit, policy = _commit(root, "src/rankwright/bench/tasks.py"), policy_commits(root, T.FIRST_FAIR_RUN)
     commit = _commit(root)
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
     part: dict[str, Any] = {}
@@ -575,7 +576,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                           "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
                 part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": commit,
                         "windows": [*earlier, window],
-                        "settings_commit": _commit(root, "src/rankwright/bench/tasks.py"), "started": started,
+                        "settings_commit": settings_commit, "started": started,
                         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
                         "complete": len(outcomes) + len(failures) == total, "done": len(outcomes), "of": total,
@@ -583,7 +584,7 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
                         "skipped": skipped, "references": {k: r.__dict__ for k, r in refs.items()},
                         "tasks": list(dict.fromkeys(c.task for c in todo)), "held_out_tasks": held_out,
                         "eval_seeds": list(T.EVAL_SEEDS), "first_fair_run": T.FIRST_FAIR_RUN,
-                        "policy_commits": policy_commits(root, T.FIRST_FAIR_RUN),
+                        "policy_commits": policy,
                         "outcomes": outcomes}
                 write(part, seed_set, refs, out)
     return part

@@ -14,7 +14,7 @@ from rankwright.agent.phases.combination import best_combination, fidelity_check
 from rankwright.agent.phases.exploitation import trial_arms
 from rankwright.agent.phases.validation import judgements
 from rankwright.agent.state import PHASES, CampaignState
-from rankwright.analysis import PairedResult, Verdict, mean_ci, paired_test, spearman
+from rankwright.analysis import Verdict, mean_ci, paired_test, spearman
 from rankwright.report.document import claim_of, probability
 from rankwright.report.proposal import (
     ArmResult, Curve, Decision, HypothesisEvidence, MetricComparison, PhaseCost, Proposal, Revision, SpendPoint,
@@ -95,15 +95,6 @@ def _evidence(state: CampaignState) -> list[HypothesisEvidence]:
     return out
 
 
-def _p_better(r: PairedResult) -> float:
-    """P(the true paired difference is below zero): the paired t with a flat prior."""
-    if r.se <= 0:
-        return 1.0 if r.effect < 0 else 0.0 if r.effect > 0 else 0.5
-    from scipy.special import stdtr
-
-    return float(stdtr(r.df, -r.effect / r.se))
-
-
 def _shown(a: ArmResult) -> str:
     return (f"{a.effect:+.2%} (95% CI {a.ci_low:+.2%} to {a.ci_high:+.2%}, paired over {a.seeds} seeds), "
             f"P(better) {probability(a.p_better)}")
@@ -126,7 +117,8 @@ def ship_decision(state: CampaignState) -> Decision:
             continue
         r = paired_test({s: values[s] for s in shared}, {s: base[s] for s in shared})
         low, high = r.ci()
-        arms.append(ArmResult(arm, state.first_entry(arm)["phase"], r.n, r.effect, low, high, _p_better(r)))
+        # P(the true difference is below zero) under a flat prior is the paired t's p_higher
+        arms.append(ArmResult(arm, state.first_entry(arm)["phase"], r.n, r.effect, low, high, r.p_higher))
     arms.sort(key=lambda a: (a.effect, a.arm))
     rule = state.strategy.ship
     eligible = [a for a in arms if a.effect < 0 and (rule == "expected" or a.confirmed)]
