@@ -194,6 +194,32 @@ def test_the_first_round_takes_only_the_hypotheses_that_fit_validations_share(wo
     assert len(arms - {"baseline", "wider"}) == 1
 
 
+def test_a_budget_of_few_runs_goes_tuner_first(workdir):
+    """Under `TUNER_FIRST_RUNS` baseline runs, the first round is the baseline alone, the plan
+    says why, and the hypotheses become the tuner's first trials; a spec's own changes are
+    still validated."""
+    from rankwright.agent.phases._base import TUNER_FIRST_RUNS
+    from rankwright.agent.spec import load_campaign
+
+    spec_path = _write(workdir / "c.yaml", {k: v for k, v in SPEC.items() if k != "changes"}
+                       | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False}})
+    spec, target = load_campaign(spec_path)
+    one = target.predict_hours({}, parallel=spec.max_parallel)
+    amount = (TUNER_FIRST_RUNS - 4) * one / spec.budget.pause_threshold
+    spec_path.write_text(yaml.safe_dump(yaml.safe_load(spec_path.read_text()) | {"budget": {"amount": amount}}))
+    planned = " ".join(runner.invoke(app, ["plan", str(spec_path), "--skip-smoke"]).output.split())
+    assert "tuner first: the budget buys about 20 baseline runs" in planned
+    document = open_store().latest_plan(open_store().campaign("t1").id)[1]
+    assert {e["name"] for e in document["experiments"]} == {"baseline"}
+    assert document["strategy"]["tuner_first"] and document["phases"]["combination"] == 0
+    # the same budget with a change the engineer listed: validated as asked
+    spec_path.write_text(yaml.safe_dump(yaml.safe_load(spec_path.read_text()) | {"changes": SPEC["changes"],
+                                                                                  "name": "t2"}))
+    again = runner.invoke(app, ["plan", str(spec_path), "--skip-smoke"])
+    document = open_store().latest_plan(open_store().campaign("t2").id)[1]
+    assert "wider" in {e["name"] for e in document["experiments"]} and not document["strategy"]["tuner_first"], again.output
+
+
 def test_wakes_keep_the_fidelity_the_plan_recorded(workdir, monkeypatch):
     from rankwright.agent import spec as spec_module
     from rankwright.agent.observe import observe

@@ -78,7 +78,8 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     curves = {}
     for p in planned:
         key = f"{spec.name}/{p['name']}/seed{p['seed']}"
-        if p["phase"] == "exploitation" and p.get("params") and key in runs:
+        told = p["seed"] == 1 and p.get("fidelity", "full") == "full"  # what the tuner is told, with its curve
+        if (told or p["phase"] == "exploitation" and p.get("params")) and key in runs:
             curves[key] = tuple(sign * v for v in target.read_curve(work_dir(root, key)))
     # the fidelity the engineer approved with the plan (older plans: as the spec and target say)
     approved = (plan.get("strategy") or {}).get("low_fidelity")
@@ -117,8 +118,12 @@ def observe_arms(store: Any, spec: CampaignSpec, target: DescribedTarget, campai
 
 def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: Target, root: Path,
                  source: HypothesisSource | None = None) -> CampaignState:
-    """The state with the ranking re-computed, when a validation round may be chosen from it."""
-    if not spec.hypotheses.top_k or state.phase != "validation" or not state.all_ended:
+    """The state with the ranking re-computed, when a validation round may be chosen from it
+    (or, tuner first, the tuner's expert trials)."""
+    from rankwright.agent.phases._base import tuner_first
+
+    wanted = state.phase == "validation" or (state.phase == "exploitation" and tuner_first(state))
+    if not spec.hypotheses.top_k or not wanted or not state.all_ended:
         return state
     return _with_candidates(state, store, spec, target, root, source)
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rankwright.agent.phases._base import TUNER_FIRST_RUNS
 from rankwright.agent.spec import CampaignSpec
 from rankwright.targets import Target, TargetError, value_at
 
@@ -285,6 +286,14 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None,
     seeds = spec.hypotheses.seeds
     plan = runs("baseline", {}, max(spec.baseline_seeds, seeds), source="baseline",
                 reason="the baseline, with seeds: the noise every hypothesis is judged against")
+    if goes_tuner_first(spec, target):
+        if notes is not None and ranking is not None and spec.hypotheses.top_k:
+            runs_affordable = budget_in_runs(spec, target)
+            notes.append(f"tuner first: the budget buys about {runs_affordable:.0f} baseline runs, under "
+                         f"{TUNER_FIRST_RUNS}, too few for validation rounds with seeds; the top hypotheses go to "
+                         "the tuner as its first trials (one seed each, with everything measured told to it), and "
+                         "the winner is confirmed on the baseline's seeds")
+        return plan
     for change in spec.changes:
         plan += runs(change.name, dict(target.validate_changes(change.set)), seeds,
                      technique=_technique_of(spec, target, dict(change.set)), reason=change.reason)
@@ -308,6 +317,18 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None,
                          f"{spec.strategy.phases.validation:.0%} share of the budget; the others wait for a later "
                          "round, or for a larger budget")
     return plan
+
+
+def budget_in_runs(spec: CampaignSpec, target: Target) -> float:
+    """How many full-fidelity baseline runs the plannable budget buys, as predicted."""
+    one = target.predict_hours({}, parallel=spec.max_parallel)
+    return spec.budget.amount * spec.budget.pause_threshold / one if one > 0 else float("inf")
+
+
+def goes_tuner_first(spec: CampaignSpec, target: Target) -> bool:
+    """A budget under `TUNER_FIRST_RUNS` runs skips validation rounds (a spec that lists
+    its own changes keeps them: the engineer asked for them to be validated)."""
+    return not spec.changes and budget_in_runs(spec, target) < TUNER_FIRST_RUNS
 
 
 def _technique_of(spec: CampaignSpec, target: Target, changes: dict[str, Any]) -> str | None:
@@ -337,11 +358,12 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
     low = target.predict_hours(low_fidelity(spec, target), parallel=spec.max_parallel) \
         if low_fidelity(spec, target) else full
     first = sum(p.predicted_hours for p in plan)
-    per_round = spec.hypotheses.top_k * spec.hypotheses.seeds * low
+    tuner = goes_tuner_first(spec, target)
+    per_round = 0 if tuner else spec.hypotheses.top_k * spec.hypotheses.seeds * low
     validation = first + (st.rounds - 1) * per_round
-    promoted = min(PROJECTED_PROMOTED, spec.hypotheses.top_k * st.rounds + len(spec.changes))
+    promoted = 0 if tuner else min(PROJECTED_PROMOTED, spec.hypotheses.top_k * st.rounds + len(spec.changes))
     checked = promoted + (st.fidelity_check_rejected if low_fidelity(spec, target) else 0)
-    combination = (1 + checked + max(promoted - 1, 0)) * st.full_seeds * full
+    combination = (1 + checked + max(promoted - 1, 0)) * st.full_seeds * full if promoted else 0.0
     trials = st.trials if search_space(spec, target) else 0
     exploitation = trials * full + (2 * st.confirmation_seeds - st.full_seeds) * full
     plannable = spec.budget.amount * spec.budget.pause_threshold
@@ -378,6 +400,7 @@ def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[Planned
             "seeds": {"baseline": spec.baseline_seeds, "validation": spec.hypotheses.seeds,
                       "full": spec.strategy.full_seeds, "confirmation": spec.strategy.confirmation_seeds},
             "round_size": spec.hypotheses.top_k, "max_parallel": spec.max_parallel,
+            "tuner_first": goes_tuner_first(spec, target) if target is not None else False,
             "allowed_paths": list(spec.allowed_paths),
         },
     }

@@ -179,8 +179,10 @@ def _print_strategy(spec, document) -> None:
     for column in ("phase", "share", "estimate " + spec.budget.unit, "what it does"):
         table.add_column(column, overflow="fold")
     fidelity = "low" if st["low_fidelity"] else "full"
-    what = {"validation": f"rounds of {st['round_size']} hypotheses at {fidelity} fidelity, "
-                          f"{st['rounds']} rounds at most",
+    what = {"validation": ("the baseline's seeds only (tuner first: the hypotheses are the tuner's first "
+                           "trials)") if st.get("tuner_first") else
+                          (f"rounds of {st['round_size']} hypotheses at {fidelity} fidelity, "
+                           f"{st['rounds']} rounds at most"),
             "combination": ("fidelity check, then " if st["low_fidelity"] else "")
                            + "greedy merge of the promoted changes",
             "exploitation": f"expert-seeded Optuna {st['sampler'].upper()} while the budget lasts (at most "

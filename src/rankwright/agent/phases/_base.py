@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
-from rankwright.agent.naming import BASELINE, arm_name
+from rankwright.agent.naming import BASELINE, arm_name, base_name
 from rankwright.agent.state import CampaignState
 
 MIN_COST_FACTOR = 0.5  # no run costs less than half a baseline run (start-up, loading, evaluation)
+# Below this many baseline runs of plannable budget, validation rounds with seeds cannot pay:
+# 3 baseline seeds, 4 hypotheses x 2 seeds, the 3-seed check of 2 promoted ones and a 3-seed
+# confirmation take about 19, leaving the search almost nothing (the head-to-head's 16-run
+# campaigns ran 0-3 trials against the tuners' 9-13). The plan then goes tuner first.
+TUNER_FIRST_RUNS = 24
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,14 @@ class PhasePolicy(Protocol):
     def next(self, state: CampaignState) -> Step | Done:
         """The phase's next step, or Done with the reason; pure and deterministic."""
         ...
+
+
+def tuner_first(state: CampaignState) -> bool:
+    """Did the approved plan send the hypotheses straight to the tuner? Its first round is
+    the baseline alone (`make_plan` at a budget under `TUNER_FIRST_RUNS` runs, or a spec
+    with no hypotheses): read from the plan, so every wake of a campaign agrees."""
+    arms = {key.split("/")[1] for key in state.first_round}
+    return bool(arms) and all(base_name(a) == BASELINE for a in arms)
 
 
 def baseline_arm(state: CampaignState, low: bool) -> str:

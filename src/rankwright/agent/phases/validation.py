@@ -11,7 +11,7 @@ the rest of alpha, so the top-up does not inflate the error rate."""
 from __future__ import annotations
 
 from rankwright.agent.naming import arm_name, base_name
-from rankwright.agent.phases._base import Done, Step, baseline_arm, cost_of, planned_runs
+from rankwright.agent.phases._base import Done, Step, baseline_arm, cost_of, planned_runs, tuner_first
 from rankwright.agent.state import CampaignState
 from rankwright.analysis import Judgement, TwoStageDesign, Verdict, judge_two_stage
 
@@ -45,6 +45,9 @@ class Validation:
     name = "validation"
 
     def next(self, state: CampaignState) -> Step | Done:
+        if tuner_first(state) and state.round_size:
+            return Done("tuner first: the approved plan sends the hypotheses to the tuner as its first trials "
+                        "(the budget is too small for validation rounds with seeds)")
         verdicts = judgements(state)
         budget = state.phase_budget(self.name)
         more = self._more_seeds(state, verdicts)
