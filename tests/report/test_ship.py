@@ -174,6 +174,26 @@ def test_a_campaign_paused_before_its_confirmation_proposes_its_best_arm(tmp_pat
     assert any("the campaign is paused, not finished" in n for n in p.notes)
 
 
+def test_a_campaign_whose_budget_ended_before_any_confirmation_ships_its_best_one_seed_trial(tmp_path, monkeypatch):
+    """Tuner first, the trials run one seed each; when the budget ends before a confirmation
+    the best of them still ships under `ship: expected`, its interval read on the baseline's
+    own seed noise (wider than a paired one), never as confirmed without a clear margin."""
+    c = Campaign(tmp_path, monkeypatch)
+    c.approve({"baseline": base()})
+    c.revise("exploitation", {"trial-1": ({"x": 4}, runs(-0.05, seeds=(1,))),
+                              "trial-2": ({"x": 5}, runs(+0.01, seeds=(1,)))}, step="trials")
+    p = c.proposal()
+    assert p.found_better and p.decision.ships == "trial-1" and p.proposal_config["x"] == 4
+    best = p.decision.arms[0]
+    assert best.seeds == 1 and best.ci_low < best.effect < best.ci_high and best.p_better > 0.9
+    assert [a.arm for a in p.decision.arms] == ["trial-1", "trial-2"]
+    (tmp_path / "c").mkdir()
+    strict = Campaign(tmp_path / "c", monkeypatch, ship="confirmed")
+    strict.approve({"baseline": base()})
+    strict.revise("exploitation", {"trial-1": ({"x": 4}, runs(-0.0005, seeds=(1,)))}, step="trials")
+    assert not strict.proposal().found_better  # a one-seed gain inside the noise is not confirmed
+
+
 def test_low_fidelity_arms_are_never_compared_with_the_full_baseline(tmp_path, monkeypatch):
     c = Campaign(tmp_path, monkeypatch, low={"train.lr": 0.005})
     c.approve({"baseline@low": base(), "x3@low": ({"x": 3}, runs(-0.02))})
@@ -181,7 +201,7 @@ def test_low_fidelity_arms_are_never_compared_with_the_full_baseline(tmp_path, m
     c.store.set_campaign_status(c.id, "halted")
     p = c.proposal()
     assert not p.found_better and p.decision.arms == () and p.proposal_config == BASE_CONFIG
-    assert p.headline.startswith("No arm has 2 or more full-fidelity validation seeds")
+    assert p.headline.startswith("No arm has a full-fidelity validation seed paired")
 
 
 def test_ship_confirmed_keeps_the_baseline_while_the_validation_interval_crosses_zero(tmp_path, monkeypatch):

@@ -105,7 +105,9 @@ def ship_decision(state: CampaignState) -> Decision:
     paired with the baseline's (low-fidelity arms ran on other data than the full
     baseline), against it on those seeds. `strategy.ship` "expected" ships the best expected
     gain, if it is a gain; "confirmed" only an arm whose 95% interval is wholly a gain.
-    A paused or unfinished campaign decides the same way on what it has measured."""
+    A paused or unfinished campaign decides the same way on what it has measured; one that
+    has no such arm (its budget ended before a confirmation) on its one-seed arms, whose
+    interval is wider (`_single_seed_arms`)."""
     base = state.values(BASELINE)
     arms = []
     for arm in state.arms():
@@ -119,6 +121,8 @@ def ship_decision(state: CampaignState) -> Decision:
         low, high = r.ci()
         # P(the true difference is below zero) under a flat prior is the paired t's p_higher
         arms.append(ArmResult(arm, state.first_entry(arm)["phase"], r.n, r.effect, low, high, r.p_higher))
+    if not arms:  # a campaign that ended before any confirmation: its one-seed arms, on the baseline's noise
+        arms = _single_seed_arms(state, base)
     arms.sort(key=lambda a: (a.effect, a.arm))
     rule = state.strategy.ship
     eligible = [a for a in arms if a.effect < 0 and (rule == "expected" or a.confirmed)]
@@ -126,7 +130,7 @@ def ship_decision(state: CampaignState) -> Decision:
     best = arms[0] if arms else None
     n = f"{len(arms)} arm{'s' if len(arms) != 1 else ''}"
     if best is None:
-        reason = ("No arm has 2 or more full-fidelity validation seeds paired with the baseline's yet, so the "
+        reason = ("No arm has a full-fidelity validation seed paired with the baseline's yet, so the "
                   "baseline stands")
     elif ships is not None and rule == "expected":
         reason = f"{ships.arm} has the best expected validation gain of the {n} measured against the baseline: " \
@@ -142,6 +146,41 @@ def ship_decision(state: CampaignState) -> Decision:
         reason = f"No arm's paired 95% validation interval is wholly a gain (strategy.ship: confirmed); " \
                  f"the best expected gain, {best.arm}, {_shown(best)}, would ship under strategy.ship: expected"
     return Decision(rule, ships.arm if ships else None, tuple(arms), reason)
+
+
+def _single_seed_arms(state: CampaignState, base: dict[int, float]) -> list[ArmResult]:
+    """Full-fidelity arms measured on one seed that the baseline also ran (the tuner's
+    trials, when the budget ended before a confirmation), against the baseline on that
+    seed. With no paired spread to read, the noise of a difference is the baseline's own
+    seed spread times sqrt(2) (no credit for pairing: wider than a paired interval), with
+    the baseline's degrees of freedom; none without 2 baseline seeds."""
+    import math
+    import statistics
+
+    from scipy import stats
+
+    if len(base) < 2 or not statistics.mean(base.values()):
+        return []
+    mean = abs(statistics.mean(base.values()))
+    sd = math.sqrt(2) * statistics.stdev(base.values()) / mean
+    df = len(base) - 1
+    out = []
+    for arm in state.arms():
+        if is_baseline(arm) or is_low(arm):
+            continue
+        values = state.values(arm)
+        shared = sorted(set(values) & set(base))
+        if len(shared) != 1:
+            continue
+        seed = shared[0]
+        effect = (values[seed] - base[seed]) / mean
+        if sd > 0:
+            half = stats.t.ppf(0.975, df) * sd
+            p_better = float(stats.t.cdf(-effect / sd, df))
+        else:
+            half, p_better = 0.0, 1.0 if effect < 0 else 0.0
+        out.append(ArmResult(arm, state.first_entry(arm)["phase"], 1, effect, effect - half, effect + half, p_better))
+    return out
 
 
 def _comparisons(state: CampaignState, experiments: dict[str, Any], arm: str | None) -> list[MetricComparison]:
