@@ -202,7 +202,8 @@ def test_a_budget_of_few_runs_goes_tuner_first(workdir):
     from rankwright.agent.spec import load_campaign
 
     spec_path = _write(workdir / "c.yaml", {k: v for k, v in SPEC.items() if k != "changes"}
-                       | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False}})
+                       | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False},
+                          "strategy": {"low_fidelity": {"data.train_fraction": 0.5}}})
     spec, target = load_campaign(spec_path)
     one = target.predict_hours({}, parallel=spec.max_parallel)
     amount = (TUNER_FIRST_RUNS - 4) * one / spec.budget.pause_threshold
@@ -212,12 +213,20 @@ def test_a_budget_of_few_runs_goes_tuner_first(workdir):
     document = open_store().latest_plan(open_store().campaign("t1").id)[1]
     assert {e["name"] for e in document["experiments"]} == {"baseline"}
     assert document["strategy"]["tuner_first"] and document["phases"]["combination"] == 0
+    # no validation round: the baseline's seeds run at full fidelity, told to the tuner and reused by
+    # the confirmation (at the approved low fidelity they would have to run again, as the
+    # head-to-head's frappe-strong s5 did at 854b0b9)
+    assert document["strategy"]["low_fidelity"] == {} and all(e["changes"] == {} for e in document["experiments"])
     # the same budget with a change the engineer listed: validated as asked
     spec_path.write_text(yaml.safe_dump(yaml.safe_load(spec_path.read_text()) | {"changes": SPEC["changes"],
                                                                                   "name": "t2"}))
     again = runner.invoke(app, ["plan", str(spec_path), "--skip-smoke"])
     document = open_store().latest_plan(open_store().campaign("t2").id)[1]
-    assert "wider" in {e["name"] for e in document["experiments"]} and not document["strategy"]["tuner_first"], again.output
+    assert "wider" in {e["hypothesis"] for e in document["experiments"]} and not document["strategy"]["tuner_first"], \
+        again.output
+    from rankwright.agent.spec import low_fidelity
+
+    assert document["strategy"]["low_fidelity"] == low_fidelity(*load_campaign(spec_path))  # as approved
 
 
 def test_wakes_keep_the_fidelity_the_plan_recorded(workdir, monkeypatch):

@@ -272,9 +272,8 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None,
     later round; `notes` gets a line saying how many were left for later when some were.
     Later rounds and phases are decided by the agent inside the approved strategy."""
     from rankwright.agent.naming import arm_name
-    from rankwright.agent.spec import low_fidelity
 
-    low = low_fidelity(spec, target)
+    low = validation_fidelity(spec, target)
 
     def runs(name: str, delta: dict[str, Any], seeds: int, **extra: Any) -> list[PlannedExperiment]:
         changes = {**low, **delta}
@@ -331,6 +330,15 @@ def goes_tuner_first(spec: CampaignSpec, target: Target) -> bool:
     return not spec.changes and budget_in_runs(spec, target) < TUNER_FIRST_RUNS
 
 
+def validation_fidelity(spec: CampaignSpec, target: Target) -> dict[str, Any]:
+    """The knob changes of a validation run: the strategy's low fidelity, except tuner first,
+    where the baseline's seeds are the only validation runs and the tuner and the
+    confirmation need them at full fidelity (at low fidelity they would be run twice)."""
+    from rankwright.agent.spec import low_fidelity
+
+    return {} if goes_tuner_first(spec, target) else low_fidelity(spec, target)
+
+
 def _technique_of(spec: CampaignSpec, target: Target, changes: dict[str, Any]) -> str | None:
     """The knowledge-base technique a spec change is (same changes on this baseline), so the
     engine knows it was measured whatever the spec called it."""
@@ -351,18 +359,18 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
     planned and its later rounds alike; combination and exploitation as the strategy would
     run them with `PROJECTED_PROMOTED` promoted hypotheses. Each phase is capped at what
     the strategy lets it spend (its share plus what earlier phases leave)."""
-    from rankwright.agent.spec import low_fidelity, search_space
+    from rankwright.agent.spec import search_space
 
     st = spec.strategy
     full = target.predict_hours({}, parallel=spec.max_parallel)
-    low = target.predict_hours(low_fidelity(spec, target), parallel=spec.max_parallel) \
-        if low_fidelity(spec, target) else full
+    low = target.predict_hours(validation_fidelity(spec, target), parallel=spec.max_parallel) \
+        if validation_fidelity(spec, target) else full
     first = sum(p.predicted_hours for p in plan)
     tuner = goes_tuner_first(spec, target)
     per_round = 0 if tuner else spec.hypotheses.top_k * spec.hypotheses.seeds * low
     validation = first + (st.rounds - 1) * per_round
     promoted = 0 if tuner else min(PROJECTED_PROMOTED, spec.hypotheses.top_k * st.rounds + len(spec.changes))
-    checked = promoted + (st.fidelity_check_rejected if low_fidelity(spec, target) else 0)
+    checked = promoted + (st.fidelity_check_rejected if validation_fidelity(spec, target) else 0)
     combination = (1 + checked + max(promoted - 1, 0)) * st.full_seeds * full if promoted else 0.0
     trials = st.trials if search_space(spec, target) else 0
     exploitation = trials * full + (2 * st.confirmation_seeds - st.full_seeds) * full
@@ -378,7 +386,7 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
 
 def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[PlannedExperiment],
                   target: Target | None = None) -> dict[str, Any]:
-    from rankwright.agent.spec import fidelity_saving, low_fidelity, search_space
+    from rankwright.agent.spec import fidelity_saving, search_space
 
     phases = projection(spec, target, plan) if target is not None else {
         "validation": sum(p.predicted_hours for p in plan)}
@@ -393,7 +401,7 @@ def plan_document(spec: CampaignSpec, items: list[CheckItem], plan: list[Planned
         "plannable": spec.budget.amount * spec.budget.pause_threshold,
         "strategy": {
             **spec.strategy.model_dump(mode="json"),
-            "low_fidelity": low_fidelity(spec, target) if target is not None else {},
+            "low_fidelity": validation_fidelity(spec, target) if target is not None else {},
             "low_fidelity_saving": fidelity_saving(spec, target) if target is not None else None,
             "search_space": {k: r.model_dump(mode="json") for k, r in
                              (search_space(spec, target) if target is not None else {}).items()},

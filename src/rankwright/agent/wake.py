@@ -254,7 +254,9 @@ def wake(store: Store, executor: Executor, spec: CampaignSpec, target: Target, r
     _crash_point("after_collect")
 
     # observe 3. prune exploitation trials that the median pruner rejects
-    trials = [(e, h) for e, h in running if by_key.get(e.idempotency_key, {}).get("params")]
+    from rankwright.agent.phases.exploitation import prunable
+
+    trials = [(e, h) for e, h in running if prunable(by_key.get(e.idempotency_key, {}))]
     status = parse_status(store.campaign(spec.name).status)
     observed = None  # the store as this wake's collect left it: read once, used by prune, learn, decide
     if trials and status.may_submit and spec.strategy.prune:

@@ -194,6 +194,7 @@ def _print_strategy(spec, document) -> None:
     console.print(table)
     saving = st.get("low_fidelity_saving")
     low = ", ".join(f"{k}={v}" for k, v in st["low_fidelity"].items()) or (
+        "none (tuner first: the baseline's seeds run at full fidelity)" if st.get("tuner_first") else
         "none (validation at full fidelity" + (f": a low-fidelity run would save only {saving:.0%} of a full one)"
                                                if saving is not None else ")"))
     seeds = st["seeds"]
