@@ -76,9 +76,11 @@ def observe(store: Any, spec: CampaignSpec, target: DescribedTarget, root: Path,
     runs = _runs(store, spec.name, campaign_id, sign)
     space = approved_space(plan, spec, target)
     curves = {}
+    exploiting = bool(revisions) and revisions[-1].phase == "exploitation"  # before it, no curve is read
     for p in planned:
         key = f"{spec.name}/{p['name']}/seed{p['seed']}"
-        told = p["seed"] == 1 and p.get("fidelity", "full") == "full"  # what the tuner is told, with its curve
+        # in exploitation, what the tuner is told: every seed-1 full-fidelity run, with its curve
+        told = exploiting and p["seed"] == 1 and p.get("fidelity", "full") == "full"
         if (told or p["phase"] == "exploitation" and p.get("params")) and key in runs:
             curves[key] = tuple(sign * v for v in target.read_curve(work_dir(root, key)))
     # the fidelity the engineer approved with the plan (older plans: as the spec and target say)
@@ -121,8 +123,11 @@ def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: T
     """The state with the ranking re-computed, when a validation round may be chosen from it
     (or, tuner first, the tuner's expert trials)."""
     from rankwright.agent.phases._base import tuner_first
+    from rankwright.agent.phases.exploitation import EXPERT_TRIALS, trial_arms
 
-    wanted = state.phase == "validation" or (state.phase == "exploitation" and tuner_first(state))
+    # tuner first, the ranking seeds the first `EXPERT_TRIALS` trials; once they are asked it is not read
+    wanted = state.phase == "validation" or (state.phase == "exploitation" and tuner_first(state)
+                                             and len(trial_arms(state)) < EXPERT_TRIALS)
     if not spec.hypotheses.top_k or not wanted or not state.all_ended:
         return state
     return _with_candidates(state, store, spec, target, root, source)

@@ -363,14 +363,14 @@ def projection(spec: CampaignSpec, target: Target, plan: list[PlannedExperiment]
 
     st = spec.strategy
     full = target.predict_hours({}, parallel=spec.max_parallel)
-    low = target.predict_hours(validation_fidelity(spec, target), parallel=spec.max_parallel) \
-        if validation_fidelity(spec, target) else full
+    fidelity = validation_fidelity(spec, target)
+    low = target.predict_hours(fidelity, parallel=spec.max_parallel) if fidelity else full
     first = sum(p.predicted_hours for p in plan)
     tuner = goes_tuner_first(spec, target)
     per_round = 0 if tuner else spec.hypotheses.top_k * spec.hypotheses.seeds * low
     validation = first + (st.rounds - 1) * per_round
     promoted = 0 if tuner else min(PROJECTED_PROMOTED, spec.hypotheses.top_k * st.rounds + len(spec.changes))
-    checked = promoted + (st.fidelity_check_rejected if validation_fidelity(spec, target) else 0)
+    checked = promoted + (st.fidelity_check_rejected if fidelity else 0)
     combination = (1 + checked + max(promoted - 1, 0)) * st.full_seeds * full if promoted else 0.0
     trials = st.trials if search_space(spec, target) else 0
     exploitation = trials * full + (2 * st.confirmation_seeds - st.full_seeds) * full
