@@ -202,7 +202,7 @@ def test_a_budget_of_few_runs_goes_tuner_first(workdir):
     from rankwright.agent.spec import load_campaign
 
     spec_path = _write(workdir / "c.yaml", {k: v for k, v in SPEC.items() if k != "changes"}
-                       | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False},
+                       | {"hypotheses": {"top_k": 4, "seeds": 2, "use_llm": False}, "baseline_seeds": 3,
                           "strategy": {"low_fidelity": {"data.train_fraction": 0.5}}})
     spec, target = load_campaign(spec_path)
     one = target.predict_hours({}, parallel=spec.max_parallel)
@@ -212,6 +212,10 @@ def test_a_budget_of_few_runs_goes_tuner_first(workdir):
     assert "tuner first: the budget buys about 20 baseline runs" in planned
     document = open_store().latest_plan(open_store().campaign("t1").id)[1]
     assert {e["name"] for e in document["experiments"]} == {"baseline"}
+    # the confirmation's first-stage seeds only: the spec's third baseline seed runs with the
+    # second stage, if the winner is borderline
+    assert [e["seed"] for e in document["experiments"]] == [1, 2] and spec.baseline_seeds == 3
+    assert "2 now, the others only if the confirmation's first stage is borderline" in planned
     assert document["strategy"]["tuner_first"] and document["phases"]["combination"] == 0
     # no validation round: the baseline's seeds run at full fidelity, told to the tuner and reused by
     # the confirmation (at the approved low fidelity they would have to run again, as the

@@ -165,14 +165,15 @@ def test_exploitation_asks_trials_inside_the_approved_space_and_deterministicall
 
 def test_with_the_baseline_still_best_exploitation_keeps_back_only_what_a_winner_would_need():
     state = replace(_exploitation_state(), strategy=Strategy(trials=6, confirmation_seeds=3))
-    # 6 runs of 1.0 committed; 3 left: a trial winner's seeds 2 and 3 need 2, so one trial fits
-    step = Exploitation().next(replace(state, plannable=9.0))
+    # 6 runs of 1.0 committed; 2 left: a trial winner's seed 2 (the confirmation's first stage)
+    # needs 1, so one trial fits; its seed 3 comes only with a borderline stage 1
+    step = Exploitation().next(replace(state, plannable=8.0))
     assert step.step == "trials" and len(step.experiments) == 1
-    done = Exploitation().next(replace(state, plannable=8.0))  # 2 left: nothing after the reserve
+    done = Exploitation().next(replace(state, plannable=7.0))  # 1 left: nothing after the reserve
     assert isinstance(done, Done) and "no winner to confirm" in done.reason
 
 
-def test_exploitation_confirms_the_winner_over_the_confirmation_seeds():
+def test_exploitation_confirms_the_winner_first_on_the_first_stage_seeds():
     state = _exploitation_state()
     trials = {f"trial-{i}": {1: 0.905 - 0.002 * i} for i in range(1, 7)}
     arms = {"baseline@low": BASE, "baseline": BASE, **trials}
@@ -185,7 +186,8 @@ def test_exploitation_confirms_the_winner_over_the_confirmation_seeds():
     step = Exploitation().next(built)
     assert step.step == "confirmation" and step.data == {"winner": "trial-6", "stopped": "cap"}
     runs = {(e["name"], e["seed"]) for e in step.experiments}
-    assert runs == {("trial-6", s) for s in range(2, 6)} | {("baseline", s) for s in (4, 5)}
+    assert runs == {("trial-6", 2)}  # stage 1 of 2: seeds 1-2; the baseline's ran
+    assert "stage 1 of 2; 5 seeds only if it is borderline" in step.reason
 
 
 def test_a_step_outside_the_approved_strategy_pauses_instead():

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rankwright.agent.phases._base import TUNER_FIRST_RUNS
+from rankwright.agent.phases._base import CONFIRMATION_STAGE1_SEEDS, TUNER_FIRST_RUNS
 from rankwright.agent.spec import CampaignSpec
 from rankwright.targets import Target, TargetError, value_at
 
@@ -283,16 +283,21 @@ def make_plan(spec: CampaignSpec, target: Target, ranking: Any = None,
                 for seed in range(1, seeds + 1)]
 
     seeds = spec.hypotheses.seeds
-    plan = runs("baseline", {}, max(spec.baseline_seeds, seeds), source="baseline",
-                reason="the baseline, with seeds: the noise every hypothesis is judged against")
     if goes_tuner_first(spec, target):
+        # the baseline's seeds serve only the confirmation: its first stage's now, the rest
+        # with its second stage, if the winner is borderline
+        first = min(max(spec.baseline_seeds, seeds), CONFIRMATION_STAGE1_SEEDS)
         if notes is not None and ranking is not None and spec.hypotheses.top_k:
             runs_affordable = budget_in_runs(spec, target)
             notes.append(f"tuner first: the budget buys about {runs_affordable:.0f} baseline runs, under "
-                         f"{TUNER_FIRST_RUNS}, too few for validation rounds with seeds; the top hypotheses go to "
-                         "the tuner as its first trials (one seed each, with everything measured told to it), and "
-                         "the winner is confirmed on the baseline's seeds")
-        return plan
+                         f"{TUNER_FIRST_RUNS}, too few for validation rounds with seeds; the hypotheses expected "
+                         "to help go to the tuner as its first trials (one seed each, with everything measured "
+                         f"told to it), and the winner is confirmed on the baseline's seeds ({first} now, the "
+                         "others only if the confirmation's first stage is borderline)")
+        return runs("baseline", {}, first, source="baseline",
+                    reason="the baseline, with seeds: the noise the winner is confirmed against")
+    plan = runs("baseline", {}, max(spec.baseline_seeds, seeds), source="baseline",
+                reason="the baseline, with seeds: the noise every hypothesis is judged against")
     for change in spec.changes:
         plan += runs(change.name, dict(target.validate_changes(change.set)), seeds,
                      technique=_technique_of(spec, target, dict(change.set)), reason=change.reason)

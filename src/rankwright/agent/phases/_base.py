@@ -19,6 +19,10 @@ MIN_COST_FACTOR = 0.5  # no run costs less than half a baseline run (start-up, l
 # confirmation take about 19, leaving the search almost nothing (the head-to-head's 16-run
 # campaigns ran 0-3 trials against the tuners' 9-13). The plan then goes tuner first.
 TUNER_FIRST_RUNS = 24
+# The confirmation's first stage: the winner and the baseline on this many seeds, judged at
+# a stricter level; the rest of `strategy.confirmation_seeds` only for a borderline winner
+# (`TwoStageDesign`). A tuner-first plan runs this many baseline seeds up front, not more.
+CONFIRMATION_STAGE1_SEEDS = 2
 
 
 @dataclass(frozen=True)
