@@ -447,13 +447,15 @@ class TwoStageDesign:
 
 
 def judge_two_stage(arms: Mapping[str, Mapping[int, float]], baseline: Mapping[int, float], design: TwoStageDesign,
-                    *, margin: float = 0.002, method: str = "holm", sd_floor: float = 0.0005
-                    ) -> dict[str, Judgement]:
+                    *, margin: float = 0.002, method: str = "holm", sd_floor: float = 0.0005,
+                    baseline_first: Mapping[int, float] | None = None) -> dict[str, Judgement]:
     """Verdicts for one family of hypotheses against one baseline under `design`, the seed
     noise pooled across the arms (`pooled_paired_tests`). Seeds are repeat numbers: those
     up to `design.first_seeds` are stage 1, a hypothesis with a later seed was topped up
     and is judged again at stage 2 on all of them. A verdict reached at stage 1 stands.
-    No gain is judged on all the seeds an arm has, at the family's alpha."""
+    No gain is judged on all the seeds an arm has, at the family's alpha. Stage 1 reads
+    `baseline_first` when given: the baseline as it stood at stage 1, when the top-up
+    added baseline seeds too (stage 1 must be judged on what it saw)."""
     if not arms:
         return {}
     names = list(arms)
@@ -464,7 +466,7 @@ def judge_two_stage(arms: Mapping[str, Mapping[int, float]], baseline: Mapping[i
     n1 = design.first_seeds
     first = {n: ({s: v for s, v in arms[n].items() if s <= n1} or dict(arms[n])) for n in names}
     topped = {n for n in names if any(s > n1 for s in arms[n])}
-    one = pooled_paired_tests(first, baseline, sd_floor=sd_floor)
+    one = pooled_paired_tests(first, baseline if baseline_first is None else baseline_first, sd_floor=sd_floor)
     two = pooled_paired_tests(arms, baseline, sd_floor=sd_floor) if topped else {}
     low1 = adjust([one[n].p_lower for n in names], method)  # type: ignore[arg-type]
     high1 = adjust([one[n].p_higher for n in names], method)  # type: ignore[arg-type]
