@@ -167,3 +167,51 @@ def test_a_two_sd_gain_is_found_mostly_at_stage_one():
     # one gain of two seed-sds among 4 arms, rho 0.8: promoted in 98% of campaigns, a top-up in 60%
     [(_, power, topped)] = _simulate(9, 400, m=4, rho=0.8, true=1, gain=2 * ONE_SD)
     assert power >= 0.8 and topped < 0.75
+
+
+# -- the exploitation's confirmation: one winner, picked on seed 1 among many trials ------------
+
+
+def _confirmation_rule(trials, rho, total, gain, rng, fresh_only=True):
+    """One campaign's confirmation at the product's rule (`confirmation_verdict`): `trials`
+    configurations run on seed 1, the best is the winner; stage 1 is its seed 2 against a
+    2-seed baseline, a borderline winner gets seeds up to `total` (and the baseline too).
+    `fresh_only=False` reads seed 1 as well, as the confirmation did before. True when the
+    winner is judged helped."""
+    from rankwright.agent.phases._base import CONFIRMATION_STAGE1_SEEDS
+
+    design = TwoStageDesign(alpha=ALPHA, first_seeds=CONFIRMATION_STAGE1_SEEDS,
+                            extra_seeds=total - CONFIRMATION_STAGE1_SEEDS)
+    shared = rng.normal(0.0, SEED_SD * math.sqrt(rho), total)
+    own = SEED_SD * math.sqrt(1 - rho)
+    base = MEAN_NE + shared + rng.normal(0.0, own, total)
+    winner = MEAN_NE * (1 - gain) + shared + rng.normal(0.0, own, total)
+    winner[0] = MEAN_NE * (1 - gain) + shared[0] + rng.normal(0.0, own, trials).min()  # picked on seed 1
+    first_seed = 2 if fresh_only else 1
+
+    def verdict(n):
+        arm = {s + 1: float(winner[s]) for s in range(first_seed - 1, n)}
+        b = {s + 1: float(base[s]) for s in range(n)}
+        return judge_two_stage({"w": arm}, b, design, method=METHOD,
+                               baseline_first={s: v for s, v in b.items() if s <= design.first_seeds})["w"]
+
+    j = verdict(design.first_seeds)
+    if j.borderline:
+        j = verdict(design.total_seeds)
+    return j.verdict is Verdict.HELPED
+
+
+@pytest.mark.parametrize("total", [STRATEGY.confirmation_seeds, 3])  # the default, and the head-to-head's
+def test_a_winner_picked_on_seed_1_is_confirmed_on_its_fresh_seeds_at_alpha(total):
+    """Eight null trials (the head-to-head's small campaigns ran 6-14): reading the seed the
+    winner was picked on made 0.16-0.17 of null winners "helped"; its fresh seeds alone keep
+    the error at alpha (measured 0.06-0.09 at rho 0.5 and 0.8), and a real gain of two
+    seed-sds is still confirmed in most campaigns (0.57-0.91)."""
+    rng = np.random.default_rng(10 + total)
+    sims = 1200
+    fresh = np.mean([_confirmation_rule(8, 0.5, total, 0.0, rng) for _ in range(sims)])
+    both = np.mean([_confirmation_rule(8, 0.5, total, 0.0, rng, fresh_only=False) for _ in range(sims)])
+    assert fresh <= ALPHA + 0.015, fresh  # Monte Carlo se about 0.008
+    assert both >= ALPHA + 0.03, both  # the rule before: the selection's luck read as a gain
+    power = np.mean([_confirmation_rule(8, 0.5, total, 2 * ONE_SD, rng) for _ in range(400)])
+    assert power >= 0.5, power

@@ -238,7 +238,7 @@ def test_a_failed_method_is_listed_and_the_rest_still_counts(tmp_path: Path, mon
     part = H.run(("wide",), ("small",), "primary", tmp_path / "work", tmp_path / "out" / "h2h", tmp_path,
                  said.append)
     assert part["complete"] and len(part["failures"]) == 2, part["failures"]  # seed 2 of both baselines
-    assert part["done"] == 2 * 4 * len(T.SEED_SETS["primary"]["small"]) - 2
+    assert part["done"] == 2 * len(T.METHODS) * len(T.SEED_SETS["primary"]["small"]) - 2
     assert any("tpe-few seed 2: FAILED" in line for line in said)
     text = (tmp_path / "out" / "h2h.md").read_text()
     assert "wide-weak-small tpe-few seed 2: rankwright run failed" in text
@@ -320,3 +320,53 @@ def test_a_resumed_run_names_the_times_of_the_runs_whose_outcomes_it_reused(tmp_
                                                                                    .read_text().split())
     other = H.run(("wide",), ("small",), "primary", tmp_path / "elsewhere", out, tmp_path, print)
     assert len(other["windows"]) == 1  # another work folder: a new run, nothing reused
+
+
+def test_copy_runs_after_every_method_it_reads(tmp_path: Path, monkeypatch) -> None:
+    """"Copy what worked last time" reads the tuner's outcome on the other baseline: every
+    copy comes after every other method of every cell."""
+    monkeypatch.setattr(H, "reference", lambda task, baseline, work, say: _ref())
+    order: list[str] = []
+
+    def fake(cell, method, seed, ref, work, say, commit="unknown"):
+        order.append(method)
+        return _outcome(method, seed, 0.95, 0.72, cell.name)
+
+    monkeypatch.setattr(H, "run_method", fake)
+    H.run(("wide",), ("small",), "primary", tmp_path / "w", tmp_path / "o" / "h", tmp_path, lambda line: None)
+    copies = [i for i, m in enumerate(order) if m == "copy"]
+    assert copies and min(copies) > max(i for i, m in enumerate(order) if m != "copy")
+    text = (tmp_path / "o" / "h.md").read_text()
+    assert "Rankwright against copy at the same method seed" in text
+
+
+def test_copy_ships_the_last_winner_only_when_it_beats_the_baseline_on_validation(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    from rankwright.bench import peers
+    from rankwright.bench.runs import Finished
+
+    source = tmp_path / "wide-strong-small" / "tpe-s1"
+    source.mkdir(parents=True)
+    (source / "outcome.json").write_text(json.dumps({"changes": {"train.epochs": 9, "train.seed": 1}}))
+    objectives = {"baseline": 0.90, "copied": 0.88}
+    seen: dict[str, dict] = {}
+
+    class FakeRunner:
+        def __init__(self, target, folder, parallel):
+            pass
+
+        def run_all(self, jobs):
+            seen.update(jobs)
+            return {k: Finished(k, "succeeded", 5.0, 5.0, objectives[k], {}, None, [], False) for k in jobs}
+
+    monkeypatch.setattr(peers, "Runner", FakeRunner)
+    out = peers.copy_last(source, 2, object(), tmp_path / "copy-s2")
+    # both runs on the method seed's training seed, charged; the winner's own seed is not copied
+    assert seen == {"baseline": {"train.seed": T.training_seeds(2)},
+                    "copied": {"train.epochs": 9, "train.seed": T.training_seeds(2)}}
+    assert out["changes"] == {"train.epochs": 9} and not out["shipped_baseline"] and out["spent_s"] == 10.0
+    objectives["copied"] = 0.91  # worse on validation: the baseline stands
+    out = peers.copy_last(source, 2, object(), tmp_path / "copy-s2b")
+    assert out["changes"] == {} and out["shipped_baseline"]
+    with pytest.raises(RuntimeError, match="nothing to copy yet"):
+        peers.copy_last(tmp_path / "absent", 2, object(), tmp_path / "copy-s3")

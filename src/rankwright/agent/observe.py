@@ -125,9 +125,9 @@ def with_ranking(state: CampaignState, store: Any, spec: CampaignSpec, target: T
     from rankwright.agent.phases._base import tuner_first
     from rankwright.agent.phases.exploitation import EXPERT_TRIALS, trial_arms
 
-    # tuner first, the ranking seeds the first `EXPERT_TRIALS` trials; once they are asked it is not read
-    wanted = state.phase == "validation" or (state.phase == "exploitation" and tuner_first(state)
-                                             and len(trial_arms(state)) < EXPERT_TRIALS)
+    # tuner first, the ranking seeds the first `EXPERT_TRIALS` trials, whichever phase the wake
+    # that asks them starts in (a combination step may come between); once asked it is not read
+    wanted = state.phase == "validation" or (tuner_first(state) and len(trial_arms(state)) < EXPERT_TRIALS)
     if not spec.hypotheses.top_k or not wanted or not state.all_ended:
         return state
     return _with_candidates(state, store, spec, target, root, source)

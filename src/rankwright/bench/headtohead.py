@@ -159,7 +159,13 @@ def _search(cell: T.Cell, method: str, seed: int, ref: Reference, folder: Path) 
         from rankwright.bench.campaign import run_campaign
 
         return run_campaign(T.campaign_spec(cell, seed, budget_s / 3600.0), folder)
-    from rankwright.bench.peers import changes_of, run_study
+    from rankwright.bench.peers import changes_of, copy_last, run_study
+
+    if method == "copy":  # the tuner's winner on the same data's other baseline (or small budget), run before
+        other = (T.Cell(cell.task, "strong" if cell.baseline == "weak" else "weak", cell.budget)
+                 if cell.budget == "small" else T.Cell(cell.task, cell.baseline, "small"))
+        source = folder.parent.parent / other.name / f"{T.COPY_SOURCE}-s{seed}"
+        return copy_last(source, seed, _target(cell.task, cell.baseline), folder)
 
     space = T.peer_space(T.TASKS[cell.task], cell.baseline)
     study = run_study(method, seed, _target(cell.task, cell.baseline), space, budget_s, ref.unit_s, folder)
@@ -272,7 +278,7 @@ def aggregate(outcomes: list[dict[str, Any]], refs: dict[str, Reference]) -> dic
                        "gain_ours": sum(ours[s]["gain_ne"] for s in shared) / len(shared),
                        "gain_peer": sum(theirs[s]["gain_ne"] for s in shared) / len(shared)})
     geo = {}
-    for peer in ("tpe", "tpe-few", "random"):
+    for peer in T.PEERS:
         for budget in ("small", "large"):
             mine = [r for r in ratios if r["peer"] == peer and r["budget"] == budget]
             if not mine:
@@ -409,7 +415,7 @@ def render(document: dict[str, Any]) -> str:
             lines += ["", f"Measured while the machine was busy (5-minute load average above {BUSY_LOAD:g}x the "
                       f"{part['cpus']} cores; their CPU time, hence their budget, is inflated): "
                       + "; ".join(busy) + "."]
-        for peer in ("tpe", "tpe-few", "random"):
+        for peer in T.PEERS:
             mine = [r for r in s["ratios"] if r["peer"] == peer]
             if not mine:
                 continue
@@ -447,18 +453,19 @@ def plot(document: dict[str, Any], path: Path) -> None:
 
     parts = list(document["sets"].items())
     fig, axes = plt.subplots(len(parts), 1, figsize=(10, 3.6 * len(parts)), squeeze=False)
-    colors = {"rankwright": "#1b7837", "tpe": "#2166ac", "tpe-few": "#67a9cf", "random": "#999999"}
+    colors = {"rankwright": "#1b7837", "tpe": "#2166ac", "tpe-few": "#67a9cf", "random": "#999999",
+              "copy": "#d6604d"}
     for ax, (name, part) in zip(axes[:, 0], parts):
         rows = part["summary"]["rows"]
         cells = list(dict.fromkeys(r["cell"] for r in rows))
-        width = 0.2
+        width = 0.8 / len(T.METHODS)
         for i, method in enumerate(T.METHODS):
             xs, ys, errs = [], [], []
             for j, cell in enumerate(cells):
                 r = next((r for r in rows if r["cell"] == cell and r["method"] == method), None)
                 if r is None or r["gap"] is None:
                     continue
-                xs.append(j + (i - 1.5) * width)
+                xs.append(j + (i - (len(T.METHODS) - 1) / 2) * width)
                 ys.append(r["gap"]["mean"] * 100)
                 errs.append((r["gap"]["high"] - r["gap"]["mean"]) * 100)
             ax.bar(xs, ys, width, yerr=errs, label=method, color=colors[method], capsize=2)
@@ -545,46 +552,47 @@ def run(tasks: tuple[str, ...], budgets: tuple[str, ...], seed_set: str, work: P
     total = sum(len(T.SEED_SETS[seed_set][c.budget]) * len(methods) for c in todo)
     part: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
-    for cell in todo:
-        for seed in T.SEED_SETS[seed_set][cell.budget]:
-            for method in methods:
-                begun = time.time()
-                where = f"[{len(outcomes) + len(failures) + 1}/{total}] {cell.name} {method} seed {seed}"
-                try:
-                    o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say, commit)
-                except Exception as exc:  # one broken method must not cost the whole night's runs
-                    failures.append({"cell": cell.name, "method": method, "seed": seed,
-                                     "error": (str(exc) or repr(exc))[-2000:]})
-                    say(f"{where}: FAILED, left out of the figures and listed in the results: "
-                        f"{(str(exc).splitlines() or [repr(exc)])[0][:200]}")
-                else:
-                    if o["reused"] < o["runs"]:  # measured now: how busy the machine was while it ran
-                        o["load"] = os.getloadavg()[1]
-                        o["busy"] = is_busy(o["load"])
-                        if o["busy"]:
-                            say(f"{where}: the machine was busy (load {o['load']:.1f} on {os.cpu_count()} cores): "
-                                "this method-seed's CPU time is inflated; the results will say so")
-                    outcomes.append(o)
-                    ref = refs[f"{cell.task}-{cell.baseline}"]
-                    x = scores(o, ref, ref.bayes_ne)
-                    say(f"{where}: evaluated test NE {x['test_ne']:.4f} ({x['gain_ne']:+.2%})"
-                        f"{' (ships the baseline)' if o['shipped_baseline'] else ''}"
-                        f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
-                        f"({o['reused']} reused), {time.time() - begun:.0f} s")
-                # written after every method, so a run stopped mid-way still leaves its figures
-                window = {"commit": commit, "started": started,
-                          "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-                part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": commit,
-                        "windows": [*earlier, window],
-                        "settings_commit": settings_commit, "started": started,
-                        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                        "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
-                        "complete": len(outcomes) + len(failures) == total, "done": len(outcomes), "of": total,
-                        "failures": failures,
-                        "skipped": skipped, "references": {k: r.__dict__ for k, r in refs.items()},
-                        "tasks": list(dict.fromkeys(c.task for c in todo)), "held_out_tasks": held_out,
-                        "eval_seeds": list(T.EVAL_SEEDS), "first_fair_run": T.FIRST_FAIR_RUN,
-                        "policy_commits": policy,
-                        "outcomes": outcomes}
-                write(part, seed_set, refs, out)
+    # "copy" reads what the tuner shipped on the other baseline: it runs after every other method
+    jobs = [(cell, seed, method) for late in (False, True) for cell in todo
+            for seed in T.SEED_SETS[seed_set][cell.budget] for method in methods if (method == "copy") == late]
+    for cell, seed, method in jobs:
+        begun = time.time()
+        where = f"[{len(outcomes) + len(failures) + 1}/{total}] {cell.name} {method} seed {seed}"
+        try:
+            o = run_method(cell, method, seed, refs[f"{cell.task}-{cell.baseline}"], work, say, commit)
+        except Exception as exc:  # one broken method must not cost the whole night's runs
+            failures.append({"cell": cell.name, "method": method, "seed": seed,
+                             "error": (str(exc) or repr(exc))[-2000:]})
+            say(f"{where}: FAILED, left out of the figures and listed in the results: "
+                f"{(str(exc).splitlines() or [repr(exc)])[0][:200]}")
+        else:
+            if o["reused"] < o["runs"]:  # measured now: how busy the machine was while it ran
+                o["load"] = os.getloadavg()[1]
+                o["busy"] = is_busy(o["load"])
+                if o["busy"]:
+                    say(f"{where}: the machine was busy (load {o['load']:.1f} on {os.cpu_count()} cores): "
+                        "this method-seed's CPU time is inflated; the results will say so")
+            outcomes.append(o)
+            ref = refs[f"{cell.task}-{cell.baseline}"]
+            x = scores(o, ref, ref.bayes_ne)
+            say(f"{where}: evaluated test NE {x['test_ne']:.4f} ({x['gain_ne']:+.2%})"
+                f"{' (ships the baseline)' if o['shipped_baseline'] else ''}"
+                f", used {o['spent_s'] / o['unit_s']:.1f}/{cell.units} units, {o['runs']} runs "
+                f"({o['reused']} reused), {time.time() - begun:.0f} s")
+        # written after every method, so a run stopped mid-way still leaves its figures
+        window = {"commit": commit, "started": started,
+                  "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        part = {"seeds": sorted({o["seed"] for o in outcomes}), "commit": commit,
+                "windows": [*earlier, window],
+                "settings_commit": settings_commit, "started": started,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "wall_s": time.time() - t0, "cpus": os.cpu_count(), "work": str(work),
+                "complete": len(outcomes) + len(failures) == total, "done": len(outcomes), "of": total,
+                "failures": failures,
+                "skipped": skipped, "references": {k: r.__dict__ for k, r in refs.items()},
+                "tasks": list(dict.fromkeys(c.task for c in todo)), "held_out_tasks": held_out,
+                "eval_seeds": list(T.EVAL_SEEDS), "first_fair_run": T.FIRST_FAIR_RUN,
+                "policy_commits": policy,
+                "outcomes": outcomes}
+        write(part, seed_set, refs, out)
     return part

@@ -1,5 +1,5 @@
 """The peers: Optuna studies (TPE with its defaults, TPE with few start-up trials, random
-search) on the same target, knobs and budget as Rankwright, with Optuna's median pruner
+search) and the naive "copy what worked last time" (`copy_last`) on the same target, knobs and budget as Rankwright, with Optuna's median pruner
 on the per-epoch validation objective (the same pruner settings as Rankwright's
 exploitation phase), two trials side by side.
 
@@ -218,3 +218,30 @@ def run_study(method: str, seed: int, target: Target, space: Mapping[str, Mappin
     return {"method": method, "seed": seed, "trials": done, "best": best, "spent_s": spent,
             "wall_s": time.time() - started, "runs": len(done), "reused": sum(1 for t in done if t["reused"]),
             "best_is_baseline": best is not None and best["number"] == 0}
+
+
+def copy_last(source: Path, seed: int, target: Target, folder: Path) -> dict[str, Any]:
+    """The naive baseline "copy what worked last time": the configuration the tuner shipped
+    in the last campaign on the same data (`source`: its outcome at this method seed on the
+    other baseline), checked once as an engineer would: it and the baseline train on the
+    method seed's training seed, and it ships only if its validation objective is lower.
+    Charged both runs."""
+    if not (source / "outcome.json").exists():
+        raise RuntimeError(f"copy: nothing to copy yet, {source / 'outcome.json'} is absent (the source cell's "
+                           "tuner runs first)")
+    copied = {k: v for k, v in json.loads((source / "outcome.json").read_text())["changes"].items()
+              if k != "train.seed"}
+    seed_knob = {"train.seed": training_seeds(seed)}
+    t0 = time.time()
+    runner = Runner(target, folder / "runs", MAX_PARALLEL)
+    jobs = {"baseline": dict(seed_knob)}
+    if copied:
+        jobs["copied"] = {**copied, **seed_knob}
+    done = runner.run_all(jobs)
+    spent = sum(f.cpu_seconds for f in done.values())
+    base, mine = done["baseline"].objective, done["copied"].objective if copied else None
+    ships = mine is not None and base is not None and mine < base
+    return {"method": "copy", "shipped_baseline": not ships, "changes": copied if ships else {},
+            "copied_from": str(source), "spent_s": spent, "runs": len(done),
+            "reused": sum(1 for f in done.values() if f.reused), "wall_s": time.time() - t0,
+            "best_valid": mine if ships else base, "pruned": 0}

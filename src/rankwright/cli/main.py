@@ -164,7 +164,7 @@ def bench(
                               "(higher_order7919, criteo) run once, with --seeds held-out, at the end"),
     budgets: str = typer.Option("small,large", help="comma-separated budgets: small (16 runs), large (64)"),
     seeds: str = typer.Option("primary", help="seed set: primary, or held-out (run once, at the end)"),
-    methods: str = typer.Option("rankwright,tpe,tpe-few,random", help="comma-separated methods"),
+    methods: str = typer.Option("rankwright,tpe,tpe-few,random,copy", help="comma-separated methods (copy: the tuner's winner on the same data's other baseline, checked once)"),
     memory: bool = typer.Option(False, "--memory", help="instead: warm-started against cold campaigns "
                                 "(memory across campaigns); writes memory.{md,json}"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="work folder of an earlier run to continue "

@@ -123,9 +123,12 @@ class Combination:
         seeds = range(1, state.strategy.full_seeds + 1)
         budget = state.phase_budget(self.name)
         helped, sample = fidelity_check(state)
-        check = planned_runs(state, arm=baseline_arm(state, low=False), phase=self.name, delta={}, low=False,
-                             seeds=seeds, source="baseline", hypothesis="baseline",
-                             reason="the baseline at full fidelity, with seeds")
+        # validation at full fidelity with nothing promoted (tuner first): nothing to check, and
+        # the baseline's seeds it has are those the confirmation asked for (its first stage)
+        nothing = not state.low and not helped and not sample
+        check = [] if nothing else planned_runs(state, arm=baseline_arm(state, low=False), phase=self.name, delta={},
+                                                low=False, seeds=seeds, source="baseline", hypothesis="baseline",
+                                                reason="the baseline at full fidelity, with seeds")
         for name in helped + sample:
             first = state.first_entry(name + ("@low" if state.low else ""))
             why = "promoted in validation" if name in helped else "rejected in validation (sampled as a check)"
