@@ -172,7 +172,8 @@ def bench(
     out: Optional[Path] = typer.Option(None, help="results path without suffix "
                                        "(default benchmarks/results/headtohead in a checkout)"),
 ) -> None:
-    """Rankwright against Optuna TPE and random search at equal compute; writes headtohead.md."""
+    """Rankwright against Optuna TPE, random search and "copy what worked last time" at equal compute;
+    writes headtohead.md."""
     from rankwright.bench import headtohead
     from rankwright.bench import tasks as T
 
