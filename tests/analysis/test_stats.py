@@ -39,7 +39,6 @@ from rankwright.hypotheses.insights import seeded_effect
         ({0: 0.890, 1: 0.901, 2: 0.885}, {0: 0.900, 1: 0.905, 2: 0.899}),  # paired, 3 seeds
         ({0: 0.8900, 1: 0.8910}, {0: 0.9000, 1: 0.9010, 2: 0.9020}),  # paired on 2; floor binds
         ({5: 0.890, 6: 0.893}, {0: 0.900, 1: 0.905, 2: 0.899}),  # no shared seed: unpaired
-        ({0: 0.890}, {0: 0.900, 1: 0.905, 2: 0.899}),  # one shared seed, a lone candidate
         ({0: 0.890, 1: 0.895, 2: 0.893}, {7: 0.900}),  # a lone baseline borrows the spread
     ],
 )
@@ -49,6 +48,21 @@ def test_effect_and_se_agree_with_seeded_effect(candidate, baseline):
     assert r.effect == pytest.approx(effect, rel=1e-12)
     assert r.se == pytest.approx(se, rel=1e-12)
     assert r.paired == (len(set(candidate) & set(baseline)) >= 2)
+
+
+def test_a_lone_candidate_run_is_read_against_the_baseline_on_its_own_seed():
+    """A confirmation's first fresh seed: the difference on that seed (its luck shared with
+    the baseline's run there), the noise the baseline's run spread x sqrt(2), df n - 1. Against
+    the baseline's mean, a seed that was good for both would read as the arm's gain."""
+    import math
+
+    base = {1: 0.900, 2: 0.880, 3: 0.905}
+    r = paired_test({2: 0.886}, base)
+    mb = sum(base.values()) / 3
+    assert r.effect == pytest.approx((0.886 - 0.880) / mb) and r.effect > 0  # worse than its own seed's
+    assert r.se == pytest.approx(math.sqrt(2) * float(np.std(list(base.values()), ddof=1)) / mb)
+    assert r.df == 2 and r.n == 1
+    assert paired_test({2: 0.886}, base).p_higher < 0.5  # Welch would have read a gain
 
 
 def test_paired_matches_scipy_paired_t_test():

@@ -75,10 +75,14 @@ def _result(effect: float, se: float, df: int, n: int, paired: bool, pooled: int
 def paired_test(candidate: Mapping[int, float], baseline: Mapping[int, float], *,
                 sd_floor: float = 0.0005) -> PairedResult:
     """Paired t-test on the seeds both arms ran (a seed fixes initialisation and data order,
-    so the per-seed difference carries far less noise than either arm); Welch's unpaired
-    test when fewer than two seeds are shared. Spreads are floored at `sd_floor` times the
-    baseline's mean so a few seeds that happen to agree never read as certainty. The effect
-    and standard error match `rankwright.hypotheses.insights.seeded_effect`."""
+    so the per-seed difference carries far less noise than either arm). A candidate with one
+    run on a seed the baseline also ran (a confirmation's first fresh seed): the difference
+    on that seed, its noise the baseline's own run spread times sqrt(2) (no credit taken
+    for the pairing) with the baseline's df; against the baseline's mean instead, the
+    seed's own luck would count as the arm's. Otherwise, with fewer than two seeds shared,
+    Welch's unpaired test. Spreads are floored at `sd_floor` times the baseline's mean so
+    a few seeds that happen to agree never read as certainty. With two or more shared
+    seeds the effect and standard error match `rankwright.hypotheses.insights.seeded_effect`."""
     if not candidate or not baseline:
         raise ValueError("both arms need at least one value")
     mb = abs(float(np.mean(list(baseline.values()))))
@@ -91,6 +95,11 @@ def paired_test(candidate: Mapping[int, float], baseline: Mapping[int, float], *
         sd = max(_sd(diffs) or 0.0, floor)
         n = len(diffs)
         return _result(float(np.mean(diffs)) / mb, sd / math.sqrt(n) / mb, n - 1, n, True)
+    if len(candidate) == 1 and shared and len(baseline) >= 2:
+        seed = shared[0]
+        spread = max(_sd(list(baseline.values())) or 0.0, floor)
+        return _result((candidate[seed] - baseline[seed]) / mb, math.sqrt(2) * spread / mb, len(baseline) - 1, 1,
+                       True)
     cv, bv = list(candidate.values()), list(baseline.values())
     nc, nb = len(cv), len(bv)
     sc, sb = _sd(cv), _sd(bv)

@@ -106,9 +106,10 @@ def ship_decision(state: CampaignState) -> Decision:
     paired with the baseline's (low-fidelity arms ran on other data than the full
     baseline), against it on those seeds; an exploitation trial on its fresh seeds only,
     as its confirmation is judged (it was picked as the best of many on `SELECTION_SEED`:
-    counting that seed would ship the selection's luck, as 2 of 10 `wide` campaigns at
-    b7bcee7 did, a fresh seed 1.1% worse and test NE 1.2% worse). `strategy.ship` "expected" ships the best expected
-    gain, if it is a gain; "confirmed" only an arm whose 95% interval is wholly a gain.
+    counting that seed ships the selection's luck: b7bcee7's `wide` weak seed 5 shipped a
+    trial 1.1% worse than the baseline on its fresh seed, test NE 1.2% worse). One fresh
+    seed is read against the baseline's run on it (`paired_test`). `strategy.ship`
+    "expected" ships the best expected gain, if it is a gain; "confirmed" only an arm whose 95% interval is wholly a gain.
     A paused or unfinished campaign decides the same way on what it has measured; one that
     has no such arm (its budget ended before a confirmation) on its one-seed arms, whose
     interval is wider (`_single_seed_arms`)."""
