@@ -44,7 +44,7 @@ def _campaign(tmp_path, sleep: float, changes: int) -> str:
     (tmp_path / "target.yaml").write_text(yaml.safe_dump(target))
     spec = {"name": "wakeups", "target": "target.yaml", "budget": {"amount": 10.0}, "max_parallel": 1,
             "baseline_seeds": 1, "hypotheses": {"seeds": 1},  # one seed each: nothing is promoted
-            "strategy": {"full_seeds": 2, "trials": 0},  # so the later phases add one baseline seed
+            "strategy": {"full_seeds": 2, "trials": 0},  # so the later phases run nothing more
             "changes": [{"name": f"c{i}", "set": {"x": float(i + 2)}} for i in range(changes)]}
     path = tmp_path / "wakeups.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -74,7 +74,7 @@ def workdir(tmp_path, monkeypatch):
 
 
 def test_run_wakes_when_each_run_ends_not_on_its_timer(workdir):
-    path = _campaign(workdir, sleep=0.3, changes=3)  # 5 runs one after another
+    path = _campaign(workdir, sleep=0.3, changes=3)  # 4 runs one after another
     with open(workdir / "run.log", "w") as log:
         agent = _start_run(path, log)
         try:
@@ -85,7 +85,7 @@ def test_run_wakes_when_each_run_ends_not_on_its_timer(workdir):
     campaign = store.campaign("wakeups")
     assert campaign.status == "finished"
     experiments = store.experiments(campaign.id)
-    assert len(experiments) == 5 and all(e.status is ExperimentStatus.SUCCEEDED for e in experiments)
+    assert len(experiments) == 4 and all(e.status is ExperimentStatus.SUCCEEDED for e in experiments)
     # From each run's end (exit.json) to its collection by the agent: well under the timer.
     ends = {}
     for folder in (workdir / ".rankwright" / "runs").iterdir():
@@ -93,7 +93,7 @@ def test_run_wakes_when_each_run_ends_not_on_its_timer(workdir):
             ends[(folder / "claim").read_text()] = yaml.safe_load((folder / "exit.json").read_text())["ended_at"]
     collected = {e.message.split(":")[0]: e.time.timestamp() for e in store.events(campaign.id) if e.kind == "collect"}
     latencies = [collected[key] - ends[key] for key in ends]
-    assert len(latencies) == 5 and max(latencies) < 5.0, latencies
+    assert len(latencies) == 4 and max(latencies) < 5.0, latencies
 
 
 def test_a_person_act_wakes_the_waiting_run(workdir):
