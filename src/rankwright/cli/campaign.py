@@ -640,9 +640,12 @@ def _wake_retrying(spec_path: Path, loaded, detach: bool = False, portfolio_held
             delay = min(delay * 2, 60.0)
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """The error's first line in at most `limit` characters, its end kept (the cause, such
+    as "database is locked", comes after the store's path, whose length varies)."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+    line = f"{type(exc).__name__}: {text[0] if text else ''}"
+    return line if len(line) <= limit else line[: limit // 2 - 2] + " .. " + line[-(limit // 2 - 2):]
 
 
 _MOVES = {"pause": "paused", "resume": "approved", "stop": "stopped"}  # command -> new status
