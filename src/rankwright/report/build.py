@@ -161,19 +161,11 @@ def ship_decision(state: CampaignState) -> Decision:
 def _single_seed_arms(state: CampaignState, base: dict[int, float]) -> list[ArmResult]:
     """Full-fidelity arms measured on one seed that the baseline also ran (the tuner's
     trials, when the budget ended before a confirmation), against the baseline on that
-    seed. With no paired spread to read, the noise of a difference is the baseline's own
-    seed spread times sqrt(2) (no credit for pairing: wider than a paired interval), with
-    the baseline's degrees of freedom; none without 2 baseline seeds."""
-    import math
-    import statistics
-
-    from scipy import stats
-
-    if len(base) < 2 or not statistics.mean(base.values()):
+    seed, with the baseline's own run spread x sqrt(2) as the noise (no credit for pairing)
+    and its degrees of freedom (`paired_test`'s lone-candidate reading); none without 2
+    baseline seeds."""
+    if len(base) < 2 or not sum(base.values()):
         return []
-    mean = abs(statistics.mean(base.values()))
-    sd = math.sqrt(2) * statistics.stdev(base.values()) / mean
-    df = len(base) - 1
     out = []
     for arm in state.arms():
         if is_baseline(arm) or is_low(arm):
@@ -182,14 +174,9 @@ def _single_seed_arms(state: CampaignState, base: dict[int, float]) -> list[ArmR
         shared = sorted(set(values) & set(base))
         if len(shared) != 1:
             continue
-        seed = shared[0]
-        effect = (values[seed] - base[seed]) / mean
-        if sd > 0:
-            half = stats.t.ppf(0.975, df) * sd
-            p_better = float(stats.t.cdf(-effect / sd, df))
-        else:
-            half, p_better = 0.0, 1.0 if effect < 0 else 0.0
-        out.append(ArmResult(arm, state.first_entry(arm)["phase"], 1, effect, effect - half, effect + half, p_better))
+        r = paired_test({shared[0]: values[shared[0]]}, base)
+        low, high = r.ci()
+        out.append(ArmResult(arm, state.first_entry(arm)["phase"], 1, r.effect, low, high, r.p_higher))
     return out
 
 
